@@ -1,0 +1,32 @@
+"""BS-Net scoring loss (paper Sec. 3.6): sparse categorical cross-entropy on the six regions plus
+a differentiable mean absolute error between the expected score (softmax-weighted 0..3) and the
+target, combined as alpha * SCCE + (1 - alpha) * MAE with alpha = 0.7 as in the paper."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inference.regions import SCORE_LEVELS
+
+PAPER_ALPHA = 0.7
+
+
+def expected_scores(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 6, 4) logits -> (B, 6) expected Brixia score under the softmax."""
+    levels = torch.arange(SCORE_LEVELS, dtype=torch.float32, device=logits.device)
+    return (logits.float().softmax(dim=-1) * levels).sum(dim=-1)
+
+
+class BrixiaScoreLoss(nn.Module):
+    """alpha * cross-entropy + (1 - alpha) * MAE(expected score, target); targets (B, 6) in 0..3."""
+
+    def __init__(self, alpha: float = PAPER_ALPHA) -> None:
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.alpha = alpha
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        cross_entropy = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten().long())
+        mae = (expected_scores(logits) - targets.float()).abs().mean()
+        return self.alpha * cross_entropy + (1.0 - self.alpha) * mae

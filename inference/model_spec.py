@@ -1,0 +1,48 @@
+"""The small interface every scoring model of the node implements (ARCHITECTURE.md, "Models
+beyond BS-Net"): a name, a version, an input spec and a network factory."""
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from torch import nn
+
+from inference.bsnet.model import INPUT_SIZE, BSNet
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the network reads: size, channels, value range and the preprocessing recipe."""
+
+    height: int
+    width: int
+    channels: int
+    value_range: tuple[float, float]
+    preprocessing: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Identity of a model: weights files record name and version and must match them."""
+
+    name: str
+    version: str
+    input_spec: InputSpec
+    build: Callable[[], nn.Module]
+
+
+BSNET_SPEC = ModelSpec(
+    name="BS-Net",
+    version="1.0.0",
+    input_spec=InputSpec(
+        height=INPUT_SIZE,
+        width=INPUT_SIZE,
+        channels=1,
+        value_range=(0.0, 1.0),
+        preprocessing="display image (Modality LUT, VOI, MONOCHROME1 inverted) resized to "
+        "512x512 without keeping aspect, 8-bit PIL histogram equalisation, /255",
+    ),
+    build=BSNet,
+)

@@ -1,0 +1,129 @@
+"""Load BS-Net weights and score radiographs (the node's one entry point into the model)."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from pydicom.dataset import Dataset
+
+from inference.device import select_device
+from inference.errors import UntrainedModelError, WeightsError
+from inference.explainability import explainability_maps, lung_mask, region_label_map
+from inference.model_spec import BSNET_SPEC, ModelSpec
+from inference.preprocessing import PreparedImage, prepare_dataset, prepare_display, prepare_file
+from inference.regions import REGION_NAMES
+from inference.result import BrixiaResult
+from inference.weights import load_weights, tensors_sha256
+
+PredictorInput = Union[Dataset, np.ndarray, PreparedImage, str, Path]
+UNTRAINED_SEED = 0
+
+
+def prepare_input(item: PredictorInput, size: int) -> PreparedImage:
+    """Dataset, display array in [0, 1], image/DICOM path or PreparedImage -> PreparedImage."""
+    if isinstance(item, PreparedImage):
+        return item
+    if isinstance(item, Dataset):
+        return prepare_dataset(item, size)
+    if isinstance(item, (str, Path)):
+        return prepare_file(Path(item), size)
+    return prepare_display(np.asarray(item, dtype=np.float32), size)
+
+
+def build_untrained(spec: ModelSpec) -> torch.nn.Module:
+    """The network with a fixed-seed random initialisation (same checksum on every machine)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        return spec.build()
+
+
+class Predictor:
+    """BS-Net scorer.
+
+    ``Predictor(weights=PATH)`` loads and verifies a weights file; ``weights=None`` is refused
+    unless ``allow_untrained=True`` (results then say ``untrained=True``). ``device=None`` picks
+    CUDA when present, else the CPU.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        allow_untrained: bool = False,
+        device: str | torch.device | None = None,
+        batch_size: int = 8,
+        spec: ModelSpec = BSNET_SPEC,
+    ) -> None:
+        self.spec = spec
+        self.device = select_device(device)
+        self.batch_size = batch_size
+        if weights is not None:
+            loaded = load_weights(Path(weights), spec)
+            model = spec.build()
+            try:
+                model.load_state_dict(loaded.state_dict, strict=True)
+            except RuntimeError as error:
+                raise WeightsError(f"{weights} does not fit {spec.name}: {error}") from error
+            self.weights_sha256 = loaded.sha256
+            self.model_version = loaded.metadata.model_version
+            self.untrained = False
+        elif allow_untrained:
+            model = build_untrained(spec)
+            self.weights_sha256 = tensors_sha256(model.state_dict())
+            self.model_version = spec.version
+            self.untrained = True
+        else:
+            raise UntrainedModelError(
+                "no weights given: pass a weights file, or allow_untrained=True for a "
+                "demonstration with a randomly initialised network"
+            )
+        self.model = model.to(self.device).eval()
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_spec.height
+
+    def predict(self, item: PredictorInput) -> BrixiaResult:
+        """Score one radiograph."""
+        return self.predict_batch([item])[0]
+
+    def predict_batch(self, items: Sequence[PredictorInput]) -> list[BrixiaResult]:
+        """Score many radiographs, ``batch_size`` at a time; results in input order."""
+        prepared = [prepare_input(item, self.input_size) for item in items]
+        results: list[BrixiaResult] = []
+        for start in range(0, len(prepared), self.batch_size):
+            results += self._run(prepared[start : start + self.batch_size])
+        return results
+
+    @torch.inference_mode()
+    def _run(self, batch: list[PreparedImage]) -> list[BrixiaResult]:
+        inputs = torch.from_numpy(np.stack([p.model_input for p in batch]))[:, None].to(self.device)
+        output = self.model(inputs)
+        probabilities = output.score_probabilities.cpu().numpy()
+        masks = lung_mask(output)
+        labels = region_label_map(output, masks).cpu().numpy()
+        maps = explainability_maps(output, self.input_size).cpu().numpy()
+        masks_np = masks.cpu().numpy()
+        results = []
+        for index, prepared in enumerate(batch):
+            scores = {name: int(np.argmax(probabilities[index, r])) for r, name in enumerate(REGION_NAMES)}
+            results.append(
+                BrixiaResult(
+                    region_scores=scores,
+                    probabilities={
+                        name: tuple(float(p) for p in probabilities[index, r])
+                        for r, name in enumerate(REGION_NAMES)
+                    },
+                    global_score=sum(scores.values()),
+                    lung_mask=masks_np[index],
+                    region_map=labels[index],
+                    explainability=maps[index].astype(np.float32),
+                    mapping=prepared.mapping,
+                    model_name=self.spec.name,
+                    model_version=self.model_version,
+                    weights_sha256=self.weights_sha256,
+                    untrained=self.untrained,
+                )
+            )
+        return results

@@ -1,0 +1,197 @@
+"""From a DICOM radiograph or an image file to BS-Net's input (BSNET.md "Input").
+
+DICOM: decode with pydicom's pixel handlers (any transfer syntax it and pylibjpeg support),
+Modality LUT (PS3.3 C.11.1), VOI LUT or window (PS3.3 C.11.2), MONOCHROME1 / Presentation LUT
+Shape INVERSE inversion (PS3.3 C.7.6.3.1.2, C.11.6) -> display image in [0, 1], air dark.
+Model input: resize to 512 x 512 (aspect not kept), 8-bit, PIL histogram equalisation, / 255.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image, ImageOps
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from inference.errors import (
+    ColourImageError,
+    ImageTooSmallError,
+    MultiFrameError,
+    NoPixelDataError,
+    PixelDecodeError,
+    UnsupportedImageError,
+)
+from inference.geometry import FrameMapping
+
+MODEL_INPUT_SIZE = 512
+MIN_SOURCE_SIZE = 128
+DISPLAY_MAX_SIDE = 1024
+
+
+@dataclass
+class PreparedImage:
+    """One radiograph ready for the model.
+
+    model_input: (512, 512) float32 in [0, 1]; mapping: model frame <-> source pixels;
+    display: uint8 copy of the display image (longest side <= 1024, aspect kept) for overlays.
+    """
+
+    model_input: np.ndarray
+    mapping: FrameMapping
+    display: np.ndarray
+
+
+def _check_shape(rows: int, cols: int) -> None:
+    if rows < MIN_SOURCE_SIZE or cols < MIN_SOURCE_SIZE:
+        raise ImageTooSmallError(
+            f"image is {rows}x{cols} pixels; at least {MIN_SOURCE_SIZE}x{MIN_SOURCE_SIZE} is needed"
+        )
+
+
+def check_dataset_supported(ds: Dataset) -> None:
+    """Raise a typed :class:`UnsupportedImageError` if ``ds`` is no single-frame greyscale image."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise NoPixelDataError("dataset has no Pixel Data (7FE0,0010)")
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ColourImageError(
+            f"Photometric Interpretation {photometric or 'missing'} with {samples} samples per "
+            "pixel: only MONOCHROME1/MONOCHROME2 radiographs can be scored"
+        )
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames != 1:
+        raise MultiFrameError(f"dataset has {frames} frames; a radiograph has one")
+    _check_shape(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+
+
+def _normalise(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.float32)
+    return np.clip((values.astype(np.float64) - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def _first(value: object) -> float:
+    """First value of a possibly multi-valued DICOM number (DS/IS with VM > 1)."""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0]
+    return float(value)
+
+
+def _apply_window(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Window Center/Width with VOI LUT Function (PS3.3 C.11.2.1.2-3) -> [0, 1]."""
+    center = _first(ds.WindowCenter)
+    width = max(_first(ds.WindowWidth), 1.0)
+    function = str(ds.get("VOILUTFunction", "LINEAR")).upper()
+    x = values.astype(np.float64)
+    if function == "SIGMOID":
+        return (1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))).astype(np.float32)
+    if function == "LINEAR_EXACT":
+        return np.clip((x - center) / width + 0.5, 0.0, 1.0).astype(np.float32)
+    if width <= 1.0:
+        return (x > center - 0.5).astype(np.float32)
+    return np.clip((x - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _apply_voi(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    """VOI LUT Sequence if present, else the first window, else the full range -> [0, 1]."""
+    if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
+        lut = np.asarray(ds.VOILUTSequence[0].LUTData, dtype=np.float64)
+        mapped = apply_voi_lut(values, ds, index=0, prefer_lut=True)
+        return _normalise(mapped, float(lut.min()), float(lut.max()))
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        return _apply_window(values, ds)
+    return _normalise(values, float(values.min()), float(values.max()))
+
+
+def _needs_inversion(ds: Dataset) -> bool:
+    """True where low values display white: MONOCHROME1, or MONOCHROME2 with an INVERSE
+    Presentation LUT Shape (for MONOCHROME1 the INVERSE shape is the same single inversion)."""
+    photometric = str(ds.PhotometricInterpretation).upper()
+    shape = str(ds.get("PresentationLUTShape", "IDENTITY")).upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
+
+
+def display_image_from_dataset(ds: Dataset) -> np.ndarray:
+    """The radiograph as a viewer shows it: (rows, cols) float32 in [0, 1], air dark."""
+    check_dataset_supported(ds)
+    try:
+        stored = ds.pixel_array
+    except Exception as error:  # pydicom raises many types for codecs and codestreams
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        raise PixelDecodeError(f"cannot decode pixel data ({syntax}): {error}") from error
+    if stored.ndim != 2:
+        raise UnsupportedImageError(f"decoded pixel array has shape {stored.shape}, expected 2-D")
+    values = apply_modality_lut(stored, ds)
+    display = _apply_voi(values, ds)
+    if _needs_inversion(ds):
+        display = 1.0 - display
+    return display
+
+
+def display_image_from_file(path: Path) -> np.ndarray:
+    """A plain image file (PNG/JPEG, 8 or 16 bit) or a DICOM file -> display image in [0, 1]."""
+    path = Path(path)
+    if pydicom.misc.is_dicom(path):
+        return display_image_from_dataset(pydicom.dcmread(path))
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                values = np.asarray(image, dtype=np.float64)
+                display = _normalise(values, float(values.min()), float(values.max()))
+            else:
+                display = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as error:
+        raise UnsupportedImageError(f"cannot read image file {path.name}: {error}") from error
+    _check_shape(*display.shape)
+    return display
+
+
+def _to_uint8(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8))
+
+
+def model_input_from_display(display: np.ndarray, size: int = MODEL_INPUT_SIZE) -> np.ndarray:
+    """Display image in [0, 1] -> (size, size) float32: resize, 8-bit PIL equalisation, / 255."""
+    _check_shape(*display.shape)
+    resized = Image.fromarray(np.asarray(display, dtype=np.float32), mode="F").resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
+    equalised = ImageOps.equalize(_to_uint8(np.asarray(resized)))
+    return np.asarray(equalised, dtype=np.float32) / 255.0
+
+
+def display_copy(display: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """uint8 copy of the display image with its longest side <= max_side, aspect kept."""
+    rows, cols = display.shape
+    factor = min(1.0, max_side / max(rows, cols))
+    image = _to_uint8(display)
+    if factor < 1.0:
+        size = (max(1, round(cols * factor)), max(1, round(rows * factor)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+def prepare_display(display: np.ndarray, size: int = MODEL_INPUT_SIZE) -> PreparedImage:
+    """Display image (rows, cols) in [0, 1] -> :class:`PreparedImage`."""
+    display = np.asarray(display, dtype=np.float32)
+    if display.ndim != 2:
+        raise ColourImageError(f"expected a 2-D greyscale image, got shape {display.shape}")
+    return PreparedImage(
+        model_input=model_input_from_display(display, size),
+        mapping=FrameMapping(display.shape, size),
+        display=display_copy(display),
+    )
+
+
+def prepare_dataset(ds: Dataset, size: int = MODEL_INPUT_SIZE) -> PreparedImage:
+    """pydicom Dataset -> :class:`PreparedImage` (mapping to the dataset's Rows x Columns)."""
+    return prepare_display(display_image_from_dataset(ds), size)
+
+
+def prepare_file(path: Path, size: int = MODEL_INPUT_SIZE) -> PreparedImage:
+    """Image or DICOM file -> :class:`PreparedImage`."""
+    return prepare_display(display_image_from_file(path), size)

@@ -1,0 +1,110 @@
+"""Our weights file format: one ``torch.save`` archive, loadable with ``weights_only=True``.
+
+Keys: ``format`` ("dicom-node-weights/1"), ``state_dict``, ``metadata`` (model name and version,
+input spec, training data description, metrics, creation time) and ``sha256``: the checksum of
+the tensors (names, dtypes, shapes and bytes in name order), checked on every load.
+"""
+
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from inference.errors import WeightsError
+from inference.model_spec import ModelSpec
+
+WEIGHTS_FORMAT = "dicom-node-weights/1"
+
+
+@dataclass
+class WeightsMetadata:
+    """Provenance of a weights file (shown in outputs as model version + checksum)."""
+
+    model_name: str
+    model_version: str
+    input_spec: dict
+    training_data: str = ""
+    metrics: dict = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+
+@dataclass
+class LoadedWeights:
+    state_dict: dict[str, torch.Tensor]
+    metadata: WeightsMetadata
+    sha256: str
+
+
+def tensors_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def metadata_for(spec: ModelSpec, training_data: str = "", metrics: dict | None = None) -> WeightsMetadata:
+    """Metadata naming ``spec``; ``training_data`` and ``metrics`` describe the run."""
+    return WeightsMetadata(
+        model_name=spec.name,
+        model_version=spec.version,
+        input_spec=spec.input_spec.as_dict(),
+        training_data=training_data,
+        metrics=dict(metrics or {}),
+    )
+
+
+def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: WeightsMetadata) -> str:
+    """Write a weights file atomically (temp file, fsync, rename); returns its tensors' sha256."""
+    path = Path(path)
+    tensors = {name: t.detach().cpu() for name, t in state_dict.items()}
+    checksum = tensors_sha256(tensors)
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "state_dict": tensors,
+        "metadata": asdict(metadata),
+        "sha256": checksum,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return checksum
+
+
+def load_weights(path: Path, spec: ModelSpec) -> LoadedWeights:
+    """Read and verify a weights file for ``spec``; any problem raises :class:`WeightsError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise WeightsError(f"{path} is not a readable weights file: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(f"{path} is not in the {WEIGHTS_FORMAT} format")
+    try:
+        metadata = WeightsMetadata(**payload["metadata"])
+        state_dict = payload["state_dict"]
+        recorded = str(payload["sha256"])
+    except (KeyError, TypeError) as error:
+        raise WeightsError(f"{path} lacks metadata, tensors or checksum: {error}") from error
+    if metadata.model_name != spec.name:
+        raise WeightsError(f"{path} holds weights for {metadata.model_name!r}, not {spec.name!r}")
+    actual = tensors_sha256(state_dict)
+    if actual != recorded:
+        raise WeightsError(f"{path} fails its checksum (recorded {recorded[:12]}, actual {actual[:12]})")
+    return LoadedWeights(state_dict=state_dict, metadata=metadata, sha256=actual)
