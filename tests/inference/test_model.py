@@ -1,0 +1,85 @@
+"""BS-Net network: shapes, determinism, alignment initialisation, loss."""
+
+import pytest
+import torch
+
+from inference.bsnet.alignment import invert_affine, warp
+from inference.bsnet.model import BSNet
+from inference.bsnet.roi_pooling import pool_regions
+from inference.loss import BrixiaScoreLoss, expected_scores
+from inference.predictor import build_untrained
+from inference.model_spec import BSNET_SPEC
+
+
+@pytest.fixture(scope="module")
+def model() -> BSNet:
+    return build_untrained(BSNET_SPEC).eval()
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_output_shapes(model, batch):
+    with torch.no_grad():
+        out = model(torch.rand(batch, 1, 512, 512))
+    assert out.score_logits.shape == (batch, 6, 4)
+    assert out.lung_logits.shape == (batch, 1, 512, 512)
+    assert out.theta.shape == (batch, 2, 3)
+    assert out.aligned_lung.shape == (batch, 1, 512, 512)
+    assert out.region_activations.shape == (batch, 6, 4, 128, 128)
+    torch.testing.assert_close(out.score_probabilities.sum(-1), torch.ones(batch, 6))
+
+
+def test_eval_mode_is_deterministic_and_batch_independent(model):
+    images = torch.rand(3, 1, 512, 512, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        first = model(images).score_logits
+        second = model(images).score_logits
+        single = model(images[1:2]).score_logits
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    torch.testing.assert_close(first[1:2], single, rtol=1e-4, atol=1e-4)
+
+
+def test_alignment_starts_at_the_identity_and_inverts(model):
+    with torch.no_grad():
+        theta = model(torch.rand(1, 1, 512, 512)).theta
+    torch.testing.assert_close(theta, torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]))
+    rotation = torch.tensor([[[0.9, -0.2, 0.1], [0.2, 0.9, -0.05]]])
+    square = torch.cat([rotation, torch.tensor([[[0.0, 0, 1]]])], dim=1)
+    inverse = torch.cat([invert_affine(rotation), torch.tensor([[[0.0, 0, 1]]])], dim=1)
+    torch.testing.assert_close(square @ inverse, torch.eye(3)[None], atol=1e-6, rtol=0)
+
+
+def test_identity_warp_keeps_the_image():
+    image = torch.rand(2, 3, 32, 32)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(2, 2, 3)
+    torch.testing.assert_close(warp(image, identity), image, atol=1e-5, rtol=0)
+
+
+def test_roi_pooling_crops_the_six_region_boxes():
+    # a map whose value is its column index: region A (cols 0-0.5) sees the left half only
+    width = 64
+    columns = torch.arange(width, dtype=torch.float32).expand(1, 1, width, width)
+    rows = columns.transpose(-1, -2)
+    pooled_cols = pool_regions(columns)[0, :, 0]
+    pooled_rows = pool_regions(rows)[0, :, 0]
+    assert pooled_cols.shape == (6, width, width)
+    half = (width - 1) / 2
+    for index in range(3):  # A, B, C: image left half = patient's right lung
+        assert pooled_cols[index].min() == pytest.approx(0.0)
+        assert pooled_cols[index].max() == pytest.approx(half, abs=1e-4)
+        assert pooled_cols[index + 3].min() == pytest.approx(half, abs=1e-4)
+    # upper band rows 0-0.4, lower band rows 0.6-1.0
+    assert pooled_rows[0].max() == pytest.approx(0.4 * (width - 1), abs=1e-3)
+    assert pooled_rows[2].min() == pytest.approx(0.6 * (width - 1), abs=1e-3)
+
+
+def test_loss_combines_cross_entropy_and_expected_score_error():
+    logits = torch.tensor([[[4.0, 0, 0, 0]] * 6])
+    targets = torch.zeros(1, 6, dtype=torch.long)
+    loss = BrixiaScoreLoss(alpha=0.7)
+    probabilities = logits.softmax(-1)
+    cross_entropy = -probabilities[0, 0, 0].log()
+    mae = expected_scores(logits)[0, 0]
+    assert float(loss(logits, targets)) == pytest.approx(float(0.7 * cross_entropy + 0.3 * mae), rel=1e-6)
+    assert float(BrixiaScoreLoss(alpha=0.0)(logits, targets + 3)) == pytest.approx(3 - float(mae), rel=1e-6)
+    with pytest.raises(ValueError):
+        BrixiaScoreLoss(alpha=1.5)

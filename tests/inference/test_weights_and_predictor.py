@@ -1,0 +1,135 @@
+"""Weights format round trip and checks; the Predictor's contract."""
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+from inference import BrixiaResult, Predictor, UntrainedModelError, WeightsError
+from inference.model_spec import BSNET_SPEC, ModelSpec
+from inference.predictor import build_untrained
+from inference.regions import REGION_NAMES
+from inference.weights import load_weights, metadata_for, save_weights, tensors_sha256
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    model = build_untrained(BSNET_SPEC)
+    with torch.no_grad():  # make it differ from the untrained initialisation
+        model.heads.body[-1].bias.add_(0.5)
+    path = tmp_path_factory.mktemp("weights") / "bsnet.pt"
+    checksum = save_weights(path, model.state_dict(), metadata_for(BSNET_SPEC, "unit test", {"mae": 1.0}))
+    return path, checksum, model
+
+
+def test_round_trip_keeps_tensors_metadata_and_checksum(weights_file):
+    path, checksum, model = weights_file
+    loaded = load_weights(path, BSNET_SPEC)
+    assert loaded.sha256 == checksum == tensors_sha256(model.state_dict())
+    assert loaded.metadata.model_name == "BS-Net" and loaded.metadata.metrics == {"mae": 1.0}
+    assert loaded.metadata.input_spec["height"] == 512
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict[name], tensor, rtol=0, atol=0)
+    predictor = Predictor(weights=path, device="cpu")
+    assert predictor.weights_sha256 == checksum and not predictor.untrained
+
+
+def test_tampered_tensors_fail_the_checksum(weights_file, tmp_path):
+    path, _, _ = weights_file
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["heads.body.9.bias"][0] += 1.0
+    tampered = tmp_path / "tampered.pt"
+    torch.save(payload, tampered)
+    with pytest.raises(WeightsError, match="checksum"):
+        load_weights(tampered, BSNET_SPEC)
+
+
+def test_corrupt_missing_and_foreign_files_are_clear_errors(weights_file, tmp_path):
+    path, _, _ = weights_file
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match="not a readable weights file"):
+        Predictor(weights=truncated)
+    with pytest.raises(WeightsError, match="not found"):
+        Predictor(weights=tmp_path / "absent.pt")
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(WeightsError, match="format"):
+        Predictor(weights=plain)
+    other = ModelSpec("Other-Net", "0.1", BSNET_SPEC.input_spec, BSNET_SPEC.build)
+    with pytest.raises(WeightsError, match="Other-Net"):
+        load_weights(path, other)
+
+
+def test_weights_of_another_shape_do_not_load(tmp_path):
+    model = build_untrained(BSNET_SPEC)
+    state = model.state_dict()
+    state.pop("heads.body.9.bias")
+    path = tmp_path / "partial.pt"
+    save_weights(path, state, metadata_for(BSNET_SPEC))
+    with pytest.raises(WeightsError, match="does not fit"):
+        Predictor(weights=path)
+
+
+def test_no_weights_is_refused_unless_untrained_is_explicit():
+    with pytest.raises(UntrainedModelError):
+        Predictor()
+    predictor = Predictor(allow_untrained=True, device="cpu")
+    assert predictor.untrained
+    assert predictor.weights_sha256 == Predictor(allow_untrained=True).weights_sha256
+
+
+def test_predict_returns_a_typed_result_mappable_to_source(fuji_cr):
+    predictor = Predictor(allow_untrained=True, device="cpu")
+    ds = pydicom.dcmread(fuji_cr)
+    result = predictor.predict(ds)
+    assert isinstance(result, BrixiaResult)
+    assert tuple(result.region_scores) == REGION_NAMES
+    assert all(score in (0, 1, 2, 3) for score in result.region_scores.values())
+    assert result.global_score == sum(result.region_scores.values())
+    for name, probabilities in result.probabilities.items():
+        assert len(probabilities) == 4 and sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+        assert result.region_scores[name] == int(np.argmax(probabilities))
+    assert result.lung_mask.shape == (512, 512) and result.lung_mask.dtype == bool
+    assert result.region_map.shape == (512, 512) and result.region_map.max() <= 6
+    assert not result.region_map[~result.lung_mask].any()
+    assert result.explainability.shape == (6, 512, 512)
+    assert 0.0 <= result.explainability.min() and result.explainability.max() <= 1.0
+    assert result.to_source(result.region_map, labels=True).shape == (ds.Rows, ds.Columns)
+    assert result.untrained and "UNTRAINED MODEL" in result.algorithm_label
+    assert result.model_version == BSNET_SPEC.version
+
+
+def test_region_map_follows_the_brixia_layout():
+    """Identity alignment: image-left lung pixels are A-C (patient right), rows split in thirds."""
+    from inference.bsnet.model import BSNetOutput
+    from inference.explainability import region_label_map
+
+    size = 64
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]])
+    output = BSNetOutput(torch.zeros(1, 6, 4), torch.zeros(1, 1, size, size), identity, None, None)
+    labels = region_label_map(output, torch.ones(1, size, size, dtype=torch.bool))[0]
+    assert labels[2, 2] == 1 and labels[32, 2] == 2 and labels[61, 2] == 3
+    assert labels[2, 61] == 4 and labels[32, 61] == 5 and labels[61, 61] == 6
+
+
+def test_predict_batch_matches_single_predictions(fuji_cr):
+    predictor = Predictor(allow_untrained=True, device="cpu", batch_size=2)
+    ds = pydicom.dcmread(fuji_cr)
+    flipped = np.fliplr(np.linspace(0, 1, 300 * 300).reshape(300, 300)).copy()
+    results = predictor.predict_batch([ds, flipped, ds])
+    assert len(results) == 3
+    single = predictor.predict(flipped)
+    np.testing.assert_allclose(results[1].probabilities["A"], single.probabilities["A"], atol=1e-4)
+    assert results[0].region_scores == results[2].region_scores
+
+
+def test_model_info_command_prints_parameters_and_flops():
+    result = CliRunner().invoke(app, ["model-info"])
+    assert result.exit_code == 0, result.output
+    assert "BS-Net" in result.output and BSNET_SPEC.version in result.output
+    parameters = sum(p.numel() for p in build_untrained(BSNET_SPEC).parameters())
+    assert f"{parameters:,}" in result.output
+    assert "GFLOPs" in result.output
