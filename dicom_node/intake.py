@@ -1,0 +1,84 @@
+"""Intake: after the SCP has answered success, triage each receipt and queue the frontal chest
+radiographs for scoring, one image at a time (no study-complete timers). Runs in a background
+thread so that C-STORE responses never wait for the broker; on start-up it re-queues what the
+journal says was received but not delivered (ARCHITECTURE.md "Success means safe")."""
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import pydicom
+
+from dicom_node.journal import PENDING_STATES, Journal, State
+from dicom_node.spool import Spool
+from dicom_node.triage import triage
+
+log = logging.getLogger(__name__)
+DEFERRED_VALUE_BYTES = 1024  # read headers only; pixel data stays on disk
+RETRY_DELAY_S = 5.0
+
+
+class Intake:
+    """Triage + enqueue worker thread fed with receipt ids."""
+
+    def __init__(self, spool: Spool, journal: Journal, enqueue: Callable[[str], None]) -> None:
+        self.spool = spool
+        self.journal = journal
+        self.enqueue = enqueue
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def submit(self, receipt_id: str) -> None:
+        self._queue.put(receipt_id)
+
+    def recover(self) -> int:
+        """Submit every receipt left received/queued/scored by an earlier run; returns the count."""
+        pending = self.journal.in_states(PENDING_STATES)
+        for receipt in pending:
+            self.submit(receipt.id)
+        if pending:
+            log.info("re-queueing %d receipts not yet delivered", len(pending))
+        return len(pending)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            receipt_id = self._queue.get()
+            if receipt_id is None:
+                continue
+            try:
+                self.process(receipt_id)
+            except Exception:  # broker down or a bug: keep the receipt pending, try again later
+                log.exception("intake of receipt %s failed; retrying in %.0f s", receipt_id, RETRY_DELAY_S)
+                threading.Timer(RETRY_DELAY_S, self.submit, (receipt_id,)).start()
+
+    def process(self, receipt_id: str) -> None:
+        """Triage one receipt (first time only) and queue it if it is to be scored."""
+        receipt = self.journal.get(receipt_id)
+        if receipt is None or receipt.state not in PENDING_STATES:
+            return
+        if receipt.state == State.RECEIVED:
+            ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
+            decision = triage(ds)
+            self.journal.update(
+                receipt_id,
+                study_instance_uid=str(ds.get("StudyInstanceUID", "")) or None,
+                modality=str(ds.get("Modality", "")) or None,
+            )
+            if not decision.accept:
+                self.journal.update(receipt_id, state=State.SKIPPED, reason=decision.reason)
+                log.info("receipt %s skipped: %s", receipt_id, decision.reason)
+                return
+        self.enqueue(receipt_id)
+        if receipt.state == State.RECEIVED:
+            self.journal.update(receipt_id, state=State.QUEUED)
+        log.info("receipt %s queued for scoring", receipt_id)

@@ -1,0 +1,162 @@
+"""The journal: one SQLite database in the spool (WAL, synchronous=FULL), the source of truth
+for every received instance and its state (ARCHITECTURE.md, "Success means safe").
+
+States: received -> queued -> scored -> delivered, or skipped (+ reason), or failed (+ reason).
+No patient-identifying attributes are stored here.
+"""
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class State(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SCORED = "scored"
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+PENDING_STATES = (State.RECEIVED, State.QUEUED, State.SCORED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    id TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    calling_ae TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    sop_instance_uid TEXT NOT NULL,
+    study_instance_uid TEXT,
+    modality TEXT,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    global_score INTEGER,
+    region_scores TEXT,
+    outputs TEXT
+);
+CREATE INDEX IF NOT EXISTS receipts_state ON receipts (state);
+CREATE INDEX IF NOT EXISTS receipts_sop ON receipts (sop_instance_uid);
+CREATE INDEX IF NOT EXISTS receipts_received ON receipts (received_at);
+"""
+
+UPDATABLE = {
+    "state", "reason", "attempts", "study_instance_uid", "modality", "global_score",
+    "region_scores", "outputs",
+}
+
+
+@dataclass
+class Receipt:
+    """One received instance as the journal knows it."""
+
+    id: str
+    received_at: str
+    updated_at: str
+    calling_ae: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str | None
+    modality: str | None
+    path: str
+    state: State
+    reason: str | None
+    attempts: int
+    global_score: int | None
+    region_scores: dict[str, int] | None
+    outputs: list[str] | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Receipt":
+        values = dict(row)
+        values["state"] = State(values["state"])
+        for key in ("region_scores", "outputs"):
+            values[key] = json.loads(values[key]) if values[key] else None
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "state": str(self.state)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class JournalError(RuntimeError):
+    """The journal could not be read or written."""
+
+
+class Journal:
+    """Thread-safe access to the journal database at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            raise JournalError(f"cannot open journal {self.path}: {error}") from error
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _execute(self, sql: str, parameters: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.Error as error:
+                raise JournalError(f"journal {self.path}: {error}") from error
+
+    def record_receipt(
+        self, receipt_id: str, calling_ae: str, sop_class_uid: str, sop_instance_uid: str, path: str
+    ) -> None:
+        """Record a newly spooled instance in state ``received`` (committed on return)."""
+        now = _now()
+        self._execute(
+            "INSERT INTO receipts (id, received_at, updated_at, calling_ae, sop_class_uid,"
+            " sop_instance_uid, path, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (receipt_id, now, now, calling_ae, sop_class_uid, sop_instance_uid, path, State.RECEIVED),
+        )
+
+    def update(self, receipt_id: str, **fields: Any) -> None:
+        """Set ``fields`` (see UPDATABLE) of one receipt; dict/list values are stored as JSON."""
+        unknown = set(fields) - UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        values = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._execute(
+            f"UPDATE receipts SET {assignments}, updated_at = ? WHERE id = ?",
+            (*values, _now(), receipt_id),
+        )
+
+    def get(self, receipt_id: str) -> Receipt | None:
+        rows = self._execute("SELECT * FROM receipts WHERE id = ?", (receipt_id,))
+        return Receipt.from_row(rows[0]) if rows else None
+
+    def recent(self, limit: int = 50) -> list[Receipt]:
+        rows = self._execute("SELECT * FROM receipts ORDER BY received_at DESC, id LIMIT ?", (limit,))
+        return [Receipt.from_row(row) for row in rows]
+
+    def in_states(self, states: tuple[State, ...]) -> list[Receipt]:
+        marks = ", ".join("?" for _ in states)
+        rows = self._execute(
+            f"SELECT * FROM receipts WHERE state IN ({marks}) ORDER BY received_at", tuple(states)
+        )
+        return [Receipt.from_row(row) for row in rows]

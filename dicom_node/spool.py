@@ -1,0 +1,70 @@
+"""The spool: each received instance written as received (Part 10 bytes, no re-encoding) with
+temp file + fsync + rename + directory fsync, then recorded in the journal; only then may the
+SCP answer success (ARCHITECTURE.md "Success means safe")."""
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from dicom_node.journal import Journal
+
+
+class SpoolError(OSError):
+    """The instance could not be stored durably (disk full, permissions, journal failure)."""
+
+
+def _fsync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write_durably(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically: temp file in the same folder, fsync, rename,
+    fsync the folder. On any failure nothing is left at ``target`` or in the folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+        _fsync_directory(target.parent)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class Spool:
+    """Instances under ``root/instances``, journal at ``root/journal.sqlite``."""
+
+    def __init__(self, root: Path, journal: Journal) -> None:
+        self.root = Path(root)
+        self.journal = journal
+
+    def path_of(self, relative: str) -> Path:
+        return self.root / relative
+
+    def store(self, data: bytes, calling_ae: str, sop_class_uid: str, sop_instance_uid: str) -> str:
+        """Spool one received instance and journal it; returns the receipt id.
+
+        Every receipt gets its own file (a re-send never overwrites an accepted instance).
+        Raises :class:`SpoolError` with nothing left behind if the file or journal write fails.
+        """
+        receipt_id = uuid.uuid4().hex
+        relative = f"instances/{receipt_id[:2]}/{receipt_id}.dcm"
+        target = self.path_of(relative)
+        try:
+            write_durably(target, data)
+        except OSError as error:
+            raise SpoolError(f"cannot write {relative}: {error}") from error
+        try:
+            self.journal.record_receipt(receipt_id, calling_ae, sop_class_uid, sop_instance_uid, relative)
+        except Exception as error:
+            target.unlink(missing_ok=True)
+            raise SpoolError(f"cannot journal {relative}: {error}") from error
+        return receipt_id

@@ -1,0 +1,44 @@
+"""The Celery application: queues, routing and reliability settings (ARCHITECTURE.md).
+
+Queue "node": prepare and report (need the spool and the PACS network, run beside the node).
+Queue "inference": infer (needs only the broker; runs on GPU machines). Late acknowledgement,
+prefetch 1 and reject-on-worker-lost: a task whose worker dies is delivered again.
+"""
+
+from celery import Celery
+from kombu import Queue
+
+from dicom_node.config import NodeSettings
+
+NODE_QUEUE = "node"
+INFERENCE_QUEUE = "inference"
+
+app = Celery("dicom_node", include=["worker.tasks"])
+app.conf.update(
+    task_queues=(Queue(NODE_QUEUE), Queue(INFERENCE_QUEUE)),
+    task_default_queue=NODE_QUEUE,
+    task_routes={
+        "worker.tasks.prepare": {"queue": NODE_QUEUE},
+        "worker.tasks.infer": {"queue": INFERENCE_QUEUE},
+        "worker.tasks.report": {"queue": NODE_QUEUE},
+    },
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    worker_redirect_stdouts=False,
+)
+
+
+def configure(settings: NodeSettings) -> Celery:
+    """Point the app at the configured broker; returns the app."""
+    app.conf.update(
+        broker_url=settings.broker_url,
+        # an unacknowledged task (its worker died) is delivered again after this many seconds
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+    )
+    return app
