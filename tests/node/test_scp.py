@@ -1,0 +1,96 @@
+"""The Storage SCP over real DICOM associations: pynetdicom and dcmtk's storescu as peers."""
+
+import subprocess
+
+import pydicom
+import pytest
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from dicom_node.config import load_settings
+from dicom_node.journal import Journal, State
+from dicom_node.scp import OUT_OF_RESOURCES, start_scp
+from dicom_node.spool import Spool
+from tests.conftest import DICOM_DATA, require_path, require_tool
+from tests.servers import LOOPBACK, free_port
+
+J2K_CR = DICOM_DATA / "cr_mono1_j2k_lossy_philips.dcm"
+
+
+@pytest.fixture
+def node(tmp_path):
+    settings = load_settings(
+        ae_title="TEST_NODE", host=LOOPBACK, port=free_port(), spool=tmp_path, allow=["SENDER", "STORESCU"]
+    )
+    journal = Journal(settings.journal_path)
+    spool = Spool(settings.spool, journal)
+    stored: list[str] = []
+    server = start_scp(settings, spool, stored.append)
+    yield settings, spool, stored
+    server.shutdown()
+    journal.close()
+
+
+def send(settings, path, calling_ae="SENDER"):
+    ds = pydicom.dcmread(path)
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
+    if not association.is_established:
+        return None
+    status = association.send_c_store(ds)
+    association.release()
+    return status.Status
+
+
+def test_store_spools_the_instance_as_received(node):
+    settings, spool, stored = node
+    source = require_path(J2K_CR)
+    assert send(settings, source) == 0x0000
+    assert len(stored) == 1
+    receipt = spool.journal.get(stored[0])
+    assert receipt.state == State.RECEIVED and receipt.calling_ae == "SENDER"
+    original, spooled = pydicom.dcmread(source), pydicom.dcmread(spool.path_of(receipt.path))
+    assert spooled.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID  # not re-encoded
+    assert spooled.PixelData == original.PixelData
+    assert receipt.sop_instance_uid == original.SOPInstanceUID
+
+
+def test_unknown_calling_ae_is_rejected_at_association(node):
+    settings, _, stored = node
+    assert send(settings, require_path(J2K_CR), calling_ae="INTRUDER") is None
+    assert stored == []
+
+
+def test_echo(node):
+    settings, _, _ = node
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(Verification)
+    association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
+    assert association.is_established
+    assert association.send_c_echo().Status == 0x0000
+    association.release()
+
+
+def test_journal_failure_answers_out_of_resources_and_keeps_nothing(node):
+    settings, spool, stored = node
+    spool.journal.close()
+    assert send(settings, require_path(J2K_CR)) == OUT_OF_RESOURCES
+    assert stored == []
+    assert not [p for p in (settings.spool / "instances").rglob("*") if p.is_file()]
+
+
+def test_storescu_sends_several_images_on_one_association(node, fuji_cr, tmp_path):
+    settings, spool, stored = node
+    program = require_tool("storescu")
+    copy = pydicom.dcmread(fuji_cr)
+    copy.SOPInstanceUID = pydicom.uid.generate_uid()
+    copy.save_as(tmp_path / "copy.dcm")
+    files = [str(fuji_cr), str(tmp_path / "copy.dcm"), str(require_path(DICOM_DATA / "dx_canine_lateral_negative.dcm"))]
+    subprocess.run(
+        [program, "-aet", "STORESCU", "-aec", settings.ae_title, LOOPBACK, str(settings.port), *files],
+        check=True, capture_output=True, timeout=60,
+    )
+    assert len(stored) == 3
+    uids = {spool.journal.get(r).sop_instance_uid for r in stored}
+    assert uids == {pydicom.dcmread(f).SOPInstanceUID for f in files}

@@ -1,0 +1,62 @@
+"""Spool and journal: durable write, journal row, and nothing left behind on failure."""
+
+import pytest
+
+from dicom_node.journal import Journal, JournalError, State
+from dicom_node.spool import Spool, SpoolError
+
+
+@pytest.fixture
+def spool(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite")
+    yield Spool(tmp_path, journal)
+    journal.close()
+
+
+def test_store_writes_the_bytes_and_journals_them(spool):
+    receipt_id = spool.store(b"DICM-bytes", "MODALITY", "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
+    receipt = spool.journal.get(receipt_id)
+    assert receipt.state == State.RECEIVED and receipt.calling_ae == "MODALITY"
+    assert spool.path_of(receipt.path).read_bytes() == b"DICM-bytes"
+    assert not list(spool.path_of(receipt.path).parent.glob(".incoming-*"))
+    assert spool.journal.get(spool.store(b"again", "MODALITY", "1.2", "1.2.3")).path != receipt.path
+
+
+def test_journal_failure_leaves_no_file(spool):
+    spool.journal.close()
+    with pytest.raises(SpoolError, match="cannot journal"):
+        spool.store(b"data", "MODALITY", "1.2", "1.2.3")
+    assert not [p for p in (spool.root / "instances").rglob("*") if p.is_file()]
+
+
+def test_write_failure_leaves_no_file_and_no_row(spool):
+    (spool.root / "instances").write_text("a file where the folder should be")
+    with pytest.raises(SpoolError, match="cannot write"):
+        spool.store(b"data", "MODALITY", "1.2", "1.2.3")
+    assert spool.journal.recent() == []
+
+
+def test_journal_states_and_queries(spool):
+    first = spool.store(b"a", "A", "1.2", "1.1")
+    second = spool.store(b"b", "B", "1.2", "1.2")
+    spool.journal.update(first, state=State.SCORED, global_score=7, region_scores={"A": 1})
+    spool.journal.update(second, state=State.SKIPPED, reason="modality MR")
+    pending = spool.journal.in_states((State.RECEIVED, State.QUEUED, State.SCORED))
+    assert [r.id for r in pending] == [first]
+    assert pending[0].region_scores == {"A": 1}
+    assert {r.id for r in spool.journal.recent()} == {first, second}
+    with pytest.raises(ValueError):
+        spool.journal.update(first, path="elsewhere")
+
+
+def test_reopened_journal_keeps_committed_rows(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.record_receipt("r1", "A", "1.2", "1.3", "instances/r1.dcm")
+    journal.close()
+    assert Journal(tmp_path / "j.sqlite").get("r1").state == State.RECEIVED
+
+
+def test_unopenable_journal_is_a_clear_error(tmp_path):
+    (tmp_path / "dir.sqlite").mkdir()
+    with pytest.raises(JournalError):
+        Journal(tmp_path / "dir.sqlite")

@@ -1,0 +1,140 @@
+"""Real servers for tests, each on a free loopback port in a temporary folder, stopped after:
+redis-server, Orthanc (Debian's package), the node (``dicom-node serve``) and workers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from collections.abc import Iterator
+
+from tests.conftest import REPO_ROOT, require_tool
+
+LOOPBACK = "127.0.0.1"
+DICOM_NODE = [sys.executable, "-m", "dicom_node"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``condition`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL if it does not exit."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+def spawn(command: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    stream = open(log, "ab")
+    return subprocess.Popen(
+        command, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        cwd=REPO_ROOT, env={**os.environ, **(env or {})}, start_new_session=True,
+    )
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A real redis-server; yields its broker URL."""
+    program = require_tool("redis-server")
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    process = spawn(
+        [program, "--bind", LOOPBACK, "--port", str(port), "--dir", str(folder), "--save", "",
+         "--appendonly", "no", "--daemonize", "no"],
+        folder / "redis.log",
+    )
+    try:
+        wait_until(lambda: listening(port), 20, "redis-server")
+        yield f"redis://{LOOPBACK}:{port}/0"
+    finally:
+        stop(process)
+
+
+class Orthanc:
+    """A running Orthanc with REST helpers."""
+
+    def __init__(self, http_port: int, dicom_port: int, ae_title: str) -> None:
+        self.url = f"http://{LOOPBACK}:{http_port}"
+        self.dicom_port = dicom_port
+        self.ae_title = ae_title
+
+    def request(self, method: str, path: str, body: bytes | dict | None = None) -> object:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=120) as response:
+            payload = response.read()
+        return json.loads(payload) if payload[:1] in (b"{", b"[") else payload
+
+    def get(self, path: str) -> object:
+        return self.request("GET", path)
+
+
+@contextmanager
+def orthanc_server(folder: Path, modalities: dict[str, tuple[str, str, int]]) -> Iterator[Orthanc]:
+    """Debian's Orthanc with a generated configuration; ``modalities``: name -> (AET, host, port)."""
+    program = require_tool("Orthanc")
+    http_port, dicom_port = free_port(), free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "Name": "dicom-node-test",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomModalities": {name: list(peer) for name, peer in modalities.items()},
+        "Plugins": [],
+        "StableAge": 1,
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
+    process = spawn([program, str(folder / "orthanc.json")], folder / "orthanc.log")
+    try:
+        wait_until(lambda: listening(http_port), 60, "Orthanc")
+        yield Orthanc(http_port, dicom_port, "ORTHANC")
+    finally:
+        stop(process)
+
+
+@contextmanager
+def node_process(folder: Path, arguments: list[str], command: str = "serve") -> Iterator[subprocess.Popen]:
+    """``dicom-node <command> ...`` as a subprocess with its log in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    process = spawn([*DICOM_NODE, command, *arguments], folder / f"{command}.log")
+    try:
+        yield process
+    finally:
+        stop(process)
