@@ -73,7 +73,7 @@ class NodeSettings(BaseSettings):
     worker: bool = True
     broker_url: str = "redis://127.0.0.1:6379/0"
     delivery_retries: int = 5
-    visibility_timeout: int = 300
+    visibility_timeout: int = 600  # must exceed the longest task and retry backoff (300 s)
 
     @field_validator("ae_title")
     @classmethod

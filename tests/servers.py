@@ -57,6 +57,7 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 def spawn(command: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``command`` in its own process group with output appended to ``log``."""
     stream = open(log, "ab")
     return subprocess.Popen(
         command, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -129,11 +130,37 @@ def orthanc_server(folder: Path, modalities: dict[str, tuple[str, str, int]]) ->
         stop(process)
 
 
+def node_status(spool: Path) -> list[dict]:
+    """The journal as ``dicom-node status --json`` prints it."""
+    result = subprocess.run(
+        [*DICOM_NODE, "status", "--spool", str(spool), "--json"],
+        capture_output=True, text=True, check=True, cwd=REPO_ROOT,
+    )
+    return json.loads(result.stdout)
+
+
 @contextmanager
-def node_process(folder: Path, arguments: list[str], command: str = "serve") -> Iterator[subprocess.Popen]:
+def storescp_server(folder: Path, ae_title: str) -> Iterator[int]:
+    """dcmtk's storescp writing every received object to its own file (+uf); yields its port."""
+    program = require_tool("storescp")
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    process = spawn([program, "--aetitle", ae_title, "+uf", "--output-directory", str(folder), str(port)],
+                    folder.parent / f"storescp-{ae_title}.log")
+    try:
+        wait_until(lambda: listening(port), 20, "storescp")
+        yield port
+    finally:
+        stop(process)
+
+
+@contextmanager
+def node_process(
+    folder: Path, arguments: list[str], command: str = "serve", env: dict | None = None, log_name: str = ""
+) -> Iterator[subprocess.Popen]:
     """``dicom-node <command> ...`` as a subprocess with its log in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    process = spawn([*DICOM_NODE, command, *arguments], folder / f"{command}.log")
+    process = spawn([*DICOM_NODE, command, *arguments], folder / f"{log_name or command}.log", env)
     try:
         yield process
     finally:

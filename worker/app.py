@@ -12,6 +12,7 @@ from dicom_node.config import NodeSettings
 
 NODE_QUEUE = "node"
 INFERENCE_QUEUE = "inference"
+RESTORE_SWEEP_S = 5
 
 app = Celery("dicom_node", include=["worker.tasks"])
 app.conf.update(
@@ -38,7 +39,13 @@ def configure(settings: NodeSettings) -> Celery:
     """Point the app at the configured broker; returns the app."""
     app.conf.update(
         broker_url=settings.broker_url,
-        # an unacknowledged task (its worker died) is delivered again after this many seconds
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # A task whose worker died unacknowledged is delivered again once it is older than the
+        # visibility timeout; sweep for such tasks every few seconds rather than kombu's
+        # default of about 100 s.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": RESTORE_SWEEP_S,
+            "unacked_restore_throttle": 1,
+        },
     )
     return app

@@ -1,0 +1,424 @@
+"""The node's DICOM outputs (SR and overlay) built from real radiographs and checked with
+highdicom, dicom3tools' dciodvfy and dcmtk's dsr2html."""
+
+import copy
+import dataclasses
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom import config
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import (
+    UID,
+    Comprehensive3DSRStorage,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+)
+from pydicom.valuerep import validate_value
+
+from dicom_node.outputs import build_outputs, build_overlay, build_sr
+from dicom_node.outputs.common import IDENTITY_KEYWORDS, RESEARCH_ONLY, reference_header
+from dicom_node.outputs.overlay import FILL_ALPHA, PALETTE, render_overlay
+from dicom_node.outputs.sr import (
+    BRIXIA_GLOBAL_SCORE,
+    BRIXIA_REGION_SCORE,
+    LATERALITY_CODES,
+    ZONE_CODES,
+)
+from dicom_node.uids import derived_uid
+from inference import UNTRAINED_WARNING, BrixiaResult, Predictor
+from inference.geometry import FrameMapping
+from inference.preprocessing import display_copy, display_image_from_dataset
+from inference.regions import REGIONS
+from tests.conftest import CHEST_RADIOGRAPHS, DICOM_DATA, require_path, require_tool
+
+NAMES = sorted(CHEST_RADIOGRAPHS)
+# Identity values broken in a source (a 56-character Accession Number) are copied verbatim on
+# purpose; pydicom warns when such outputs are written.
+pytestmark = pytest.mark.filterwarnings("ignore:The value length .* exceeds:UserWarning")
+
+
+@dataclasses.dataclass
+class Built:
+    """One radiograph, its result, both outputs and their Part-10 files."""
+
+    source: Dataset
+    result: BrixiaResult
+    sr: Dataset
+    overlay: Dataset
+    files: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(allow_untrained=True, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def built(predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Built]:
+    """name -> :class:`Built` (built once per module)."""
+    cache: dict[str, Built] = {}
+    folder = tmp_path_factory.mktemp("outputs")
+
+    def get(name: str) -> Built:
+        if name not in cache:
+            source = pydicom.dcmread(require_path(DICOM_DATA / name))
+            result = predictor.predict(source)
+            sr, overlay = build_outputs(source, result)
+            files = {"sr": folder / f"{name}.sr.dcm", "overlay": folder / f"{name}.overlay.dcm"}
+            pydicom.dcmwrite(files["sr"], sr, enforce_file_format=True)
+            pydicom.dcmwrite(files["overlay"], overlay, enforce_file_format=True)
+            cache[name] = Built(source, result, sr, overlay, files)
+        return cache[name]
+
+    return get
+
+
+def _invalid_for_vr(element: pydicom.DataElement) -> bool:
+    values = element.value if element.VM > 1 else [element.value]
+    try:
+        for value in values:
+            validate_value(element.VR, str(value), config.RAISE)
+    except ValueError:
+        return True
+    return False
+
+
+def _tolerated_tags(source: Dataset) -> set[str]:
+    """dciodvfy tags of identity attributes that the source itself breaks (copied verbatim)."""
+    tags = set()
+    for keyword in IDENTITY_KEYWORDS:
+        if keyword in source and source[keyword].VM and _invalid_for_vr(source[keyword]):
+            tag = source[keyword].tag
+            tags.add(f"(0x{tag.group:04x},0x{tag.element:04x})")
+    return tags
+
+
+def _dciodvfy_errors(path: Path, source: Dataset) -> list[str]:
+    """dciodvfy's Error lines, less those about identity values broken in the source."""
+    run = subprocess.run(
+        [require_tool("dciodvfy"), str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = (run.stdout + run.stderr).splitlines()
+    print("\n".join(line for line in lines if line.startswith("Warning")))
+    tolerated = _tolerated_tags(source)
+    errors = [line for line in lines if line.startswith("Error")]
+    inherited = [line for line in errors if any(tag in line for tag in tolerated)]
+    if inherited:
+        print("inherited from the source:", *inherited, sep="\n")
+        errors = [line for line in errors if line not in inherited]
+        errors.remove(
+            "Error - Dicom dataset contains invalid data values for Value Representations"
+        )
+    return errors
+
+
+def _content_items(items: pydicom.Sequence) -> Iterator[Dataset]:
+    for item in items:
+        yield item
+        yield from _content_items(item.get("ContentSequence", []))
+
+
+def _texts(sr: Dataset) -> list[str]:
+    return [item.TextValue for item in _content_items(sr.ContentSequence) if "TextValue" in item]
+
+
+# --- UIDs -----------------------------------------------------------------------------------
+
+
+def test_derived_uid_is_deterministic_valid_and_unambiguous() -> None:
+    uid = derived_uid("1.2.3", "BS-Net", "1.0.0", "sr")
+    assert uid == derived_uid("1.2.3", "BS-Net", "1.0.0", "sr")
+    assert uid.startswith("2.25.") and UID(uid).is_valid and len(uid) <= 64
+    assert uid != derived_uid("1.2.3", "BS-Net", "1.0.1", "sr")
+    assert derived_uid("ab", "c") != derived_uid("a", "bc")
+    with pytest.raises(ValueError):
+        derived_uid()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_uids_are_deterministic_and_model_specific(name: str, built) -> None:
+    data = built(name)
+    source, result = data.source, data.result
+    sr, overlay = data.sr, data.overlay
+    assert build_sr(source, result).SOPInstanceUID == sr.SOPInstanceUID
+    assert build_overlay(source, result).SOPInstanceUID == overlay.SOPInstanceUID
+    uids = {
+        sr.SOPInstanceUID,
+        overlay.SOPInstanceUID,
+        sr.SeriesInstanceUID,
+        overlay.SeriesInstanceUID,
+        source.SOPInstanceUID,
+        source.SeriesInstanceUID,
+    }
+    assert len(uids) == 6
+    other_version = build_sr(source, dataclasses.replace(result, model_version="9.9.9"))
+    assert other_version.SOPInstanceUID != sr.SOPInstanceUID
+    assert other_version.SeriesInstanceUID != sr.SeriesInstanceUID
+    other_weights = build_sr(source, dataclasses.replace(result, weights_sha256="0" * 64))
+    assert other_weights.SOPInstanceUID != sr.SOPInstanceUID
+    # Another radiograph of the same study: a new instance in the same output series.
+    sibling = copy.deepcopy(source)
+    sibling.SOPInstanceUID = "1.2.3.4"
+    sibling_sr = build_sr(sibling, result)
+    assert sibling_sr.SeriesInstanceUID == sr.SeriesInstanceUID
+    assert sibling_sr.SOPInstanceUID != sr.SOPInstanceUID
+
+
+# --- Both outputs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sr", "overlay"])
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_pass_dciodvfy(name: str, kind: str, built) -> None:
+    data = built(name)
+    assert _dciodvfy_errors(data.files[kind], data.source) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_copy_patient_and_study(name: str, built) -> None:
+    data = built(name)
+    source = data.source
+    for kind in ("sr", "overlay"):
+        output = pydicom.dcmread(data.files[kind])
+        assert output.StudyInstanceUID == source.StudyInstanceUID
+        for keyword in (
+            "SpecificCharacterSet",
+            "PatientName",
+            "PatientID",
+            "AccessionNumber",
+            "StudyID",
+            "PatientBirthDate",
+            "StudyDate",
+            "StudyTime",
+        ):
+            if keyword not in source:
+                continue
+            if keyword in IDENTITY_KEYWORDS or not _invalid_for_vr(source[keyword]):
+                assert output[keyword].value == source[keyword].value, (kind, keyword)
+            else:  # broken in the source and not needed to file the output: left empty
+                assert not output[keyword].value, (kind, keyword)
+        assert ("SpecificCharacterSet" in output) == ("SpecificCharacterSet" in source)
+        assert output.Manufacturer == "dicom-node"
+        assert output.ContentQualification == "RESEARCH"
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
+def test_reference_header_keeps_identity_and_empties_broken_values() -> None:
+    source = Dataset()
+    source.AccessionNumber = "x" * 40  # too long for SH, but the RIS files by it: kept
+    source.PatientAge = "62"  # not a valid AS: emptied
+    source.PatientSex = "MALE"  # not M/F/O: emptied
+    source.PatientBirthDate = "1940.03.05"  # ACR-NEMA style, not a DA: emptied
+    source.StudyDate = "20040826"
+    header = reference_header(source)
+    assert header.AccessionNumber == "x" * 40
+    assert header.PatientAge in (None, "") and header.PatientSex in (None, "")
+    assert header.PatientBirthDate in (None, "")
+    assert header.StudyDate == "20040826"
+    assert "PatientID" in header and not header.PatientID  # Type 2: present, empty
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_outputs_gives_sr_then_overlay(name: str, built) -> None:
+    data = built(name)
+    sr, overlay = data.sr, data.overlay
+    assert sr.SOPClassUID == Comprehensive3DSRStorage and sr.Modality == "SR"
+    assert overlay.SOPClassUID == SecondaryCaptureImageStorage
+    assert overlay.Modality not in ("CR", "DX")
+
+
+# --- SR -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sr_holds_region_and_global_scores(name: str, built) -> None:
+    data = built(name)
+    source, result = data.source, data.result
+    sr = hd.sr.srread(data.files["sr"])
+    groups = sr.content.get_image_measurement_groups()
+    by_region = {group.tracking_identifier: group for group in groups}
+    assert sorted(by_region) == [f"Brixia region {region.name}" for region in REGIONS]
+    values = {}
+    for region in REGIONS:
+        group = by_region[f"Brixia region {region.name}"]
+        (measurement,) = group.get_measurements(name=BRIXIA_REGION_SCORE)
+        values[region.name] = measurement.value
+        assert measurement.unit.value == "{score}"
+        (site,) = group.finding_sites
+        assert site.value == ZONE_CODES[region.zone]
+        assert site.laterality == LATERALITY_CODES[region.lung]
+        (image,) = group.source_images
+        assert image.referenced_sop_instance_uid == source.SOPInstanceUID
+        assert UID(group.tracking_uid).is_valid
+    assert values == {name: float(score) for name, score in result.region_scores.items()}
+    assert len({group.tracking_uid for group in groups}) == len(REGIONS)
+    globals_ = [
+        item
+        for item in _content_items(sr.ContentSequence)
+        if item.ValueType == "NUM"
+        and item.ConceptNameCodeSequence[0].CodeValue == BRIXIA_GLOBAL_SCORE.value
+    ]
+    (global_score,) = globals_
+    total = float(global_score.MeasuredValueSequence[0].NumericValue)
+    assert total == result.global_score == sum(values.values())
+    evidence = sr.get_evidence()
+    assert (
+        source.StudyInstanceUID,
+        source.SeriesInstanceUID,
+        source.SOPInstanceUID,
+        source.SOPClassUID,
+    ) in evidence
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sr_names_the_model_and_warns(name: str, built) -> None:
+    data = built(name)
+    result, sr = data.result, hd.sr.srread(data.files["sr"])
+    (observer,) = sr.content.get_observer_contexts(observer_type=codes.DCM.Device)
+    device = observer.observer_identifying_attributes
+    assert (device.name, device.manufacturer_name) == ("BS-Net", "dicom-node")
+    assert device.model_name == result.model_version
+    assert device.serial_number == result.weights_sha256
+    texts = _texts(sr)
+    assert any(f"weights sha256 {result.weights_sha256}" in text for text in texts)
+    assert RESEARCH_ONLY in texts
+    assert result.untrained  # the test model is untrained: the warning must show
+    assert UNTRAINED_WARNING in texts and UNTRAINED_WARNING in sr.SeriesDescription
+    assert sr.SoftwareVersions == result.model_version
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sr_of_trained_model_has_no_untrained_warning(name: str, built) -> None:
+    data = built(name)
+    trained = dataclasses.replace(data.result, untrained=False)
+    sr = build_sr(data.source, trained)
+    texts = _texts(sr)
+    assert RESEARCH_ONLY in texts
+    assert not any(UNTRAINED_WARNING in text for text in texts)
+    assert UNTRAINED_WARNING not in sr.SeriesDescription
+    assert "research use only" in sr.SeriesDescription
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sr_renders_scores_with_dsr2html(name: str, built) -> None:
+    data = built(name)
+    result = data.result
+    run = subprocess.run(
+        [require_tool("dsr2html"), str(data.files["sr"])],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", run.stdout))
+    for region in REGIONS:
+        shown = re.search(rf'Brixia region {region.name}".*?(\d+(?:\.\d+)?) \{{score\}}', text)
+        assert shown and float(shown.group(1)) == result.region_scores[region.name]
+    regions = ", ".join(f"{name} {score}" for name, score in result.region_scores.items())
+    assert f"Brixia score {result.global_score}/18 ({regions})" in text
+    assert RESEARCH_ONLY in text and UNTRAINED_WARNING in text
+
+
+# --- Overlay --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_overlay_is_an_rgb_burned_in_copy_of_the_radiograph(name: str, built) -> None:
+    data = built(name)
+    source, result = data.source, data.result
+    overlay = pydicom.dcmread(data.files["overlay"])
+    assert overlay.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert (overlay.PhotometricInterpretation, overlay.SamplesPerPixel) == ("RGB", 3)
+    assert overlay.BitsAllocated == 8 and overlay.BurnedInAnnotation == "YES"
+    assert overlay.Modality == "OT" and overlay.Manufacturer == "dicom-node"
+    assert max(overlay.Rows, overlay.Columns) <= 1024
+    source_aspect = source.Columns / source.Rows
+    assert abs(overlay.Columns / overlay.Rows - source_aspect) / source_aspect < 0.01
+    assert overlay.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert UNTRAINED_WARNING in overlay.SeriesDescription
+    assert (overlay.get("PatientOrientation") or "") == (source.get("PatientOrientation") or "")
+    if source.get("LossyImageCompression") == "01":  # once lossy, always marked lossy
+        assert overlay.LossyImageCompression == "01" and overlay.LossyImageCompressionMethod
+    else:
+        assert "LossyImageCompression" not in overlay
+    # The overlay is the display image, same orientation, tinted per region: away from the text
+    # panels (top and bottom), labels and outlines its pixels are exactly the tinted display
+    # image, and not the tinted mirror or upside-down image.
+    pixels = overlay.pixel_array.astype(np.float64)
+    display = display_copy(display_image_from_dataset(source)).astype(np.float64)
+    labels = result.mapping.for_shape(display.shape).map_to_source(result.region_map, labels=True)
+    middle = np.zeros(display.shape, dtype=bool)
+    middle[display.shape[0] // 4 : 3 * display.shape[0] // 4] = True
+
+    def matching(reference: np.ndarray) -> float:
+        fractions = []
+        for index, region in enumerate(REGIONS, start=1):
+            mask = middle & (labels == index)
+            if mask.sum() > 100:
+                colour = np.array(PALETTE[result.region_scores[region.name]])
+                expected = np.round(
+                    (1 - FILL_ALPHA) * reference[mask][:, None] + FILL_ALPHA * colour
+                )
+                fractions.append(np.mean(np.all(np.abs(pixels[mask] - expected) <= 1, axis=1)))
+        return min(fractions)
+
+    assert matching(display) > 0.9
+    assert matching(np.fliplr(display)) < 0.5 and matching(np.flipud(display)) < 0.5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_overlay_untrained_warning_is_burned_in_only_when_untrained(name: str, built) -> None:
+    data = built(name)
+    source, result = data.source, data.result
+    trained = build_overlay(source, dataclasses.replace(result, untrained=False))
+    assert UNTRAINED_WARNING not in trained.SeriesDescription
+    untrained_pixels = data.overlay.pixel_array
+    trained_pixels = trained.pixel_array
+    band = untrained_pixels.shape[0] // 5
+    assert not np.array_equal(untrained_pixels[:band], trained_pixels[:band])
+    assert np.array_equal(untrained_pixels[2 * band :], trained_pixels[2 * band :])
+
+
+def test_render_overlay_fills_and_outlines_regions_by_score() -> None:
+    scores = {"A": 3, "B": 0, "C": 0, "D": 1, "E": 0, "F": 0}
+    result = BrixiaResult(
+        region_scores=scores,
+        probabilities={name: (0.25, 0.25, 0.25, 0.25) for name in scores},
+        global_score=4,
+        lung_mask=np.zeros((512, 512), dtype=bool),
+        region_map=np.zeros((512, 512), dtype=np.uint8),
+        explainability=np.zeros((6, 512, 512), dtype=np.float32),
+        mapping=FrameMapping((600, 800)),
+        model_name="BS-Net",
+        model_version="1.0.0",
+        weights_sha256="ab" * 32,
+        untrained=True,
+    )
+    display = np.full((600, 800), 128, dtype=np.uint8)
+    labels = np.zeros((600, 800), dtype=np.uint8)
+    labels[100:460, :400] = 1  # A
+    labels[100:460, 400:] = 4  # D
+    rgb = render_overlay(display, labels, result)
+    assert rgb.shape == (600, 800, 3) and rgb.dtype == np.uint8
+
+    def tinted(score: int) -> np.ndarray:
+        return np.round((1 - FILL_ALPHA) * 128 + FILL_ALPHA * np.array(PALETTE[score]))
+
+    assert np.array_equal(rgb[150, 60], tinted(3))
+    assert np.array_equal(rgb[150, 740], tinted(1))
+    assert np.array_equal(rgb[101, 60], PALETTE[3])  # outline
+    assert np.array_equal(rgb[95, 600], [128, 128, 128])  # background stays grey
+    assert len(set(PALETTE.values())) == 4
