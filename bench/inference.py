@@ -58,8 +58,8 @@ def cpu_rows(repeats: int) -> list[str]:
     with torch.inference_mode():
         for batch in (1, 8):
             images = torch.rand(batch, 1, 512, 512)
-            full = timed(lambda: model(images), repeats, lambda: None) / batch
-            backbone = timed(lambda: model.backbone(images), repeats, lambda: None) / batch
+            full = timed(lambda x=images: model(x), repeats, lambda: None) / batch
+            backbone = timed(lambda x=images: model.backbone(x), repeats, lambda: None) / batch
             rows.append(
                 f"| CPU fp32 | {batch} | {full * 1e3:.0f} ms/image | {1 / full:.2f} images/s | "
                 f"{full / backbone:.2f}x the ResNet-18 backbone alone ({backbone * 1e3:.0f} ms) |"
@@ -81,21 +81,24 @@ def gpu_rows(repeats: int, flops: int) -> list[str]:
             for batch in (1, 8, 32, 64):
                 images = torch.rand(batch, 1, 512, 512, device=device).to(memory_format=torch.channels_last)
 
-                def run() -> None:
-                    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
-                        runner(images)
+                def run(net=runner, x=images, precision=dtype) -> None:
+                    autocast = torch.autocast("cuda", dtype=precision, enabled=precision != torch.float32)
+                    with torch.inference_mode(), autocast:
+                        net(x)
 
                 try:
                     seconds = timed(run, repeats, sync)
                 except Exception as error:  # compile may fail on some stacks: report, go on
-                    rows.append(f"| {name} | {batch} | {dtype} compile={compiled} | failed: {type(error).__name__} | | |")
+                    failure = type(error).__name__
+                    rows.append(f"| {name} | {batch} | {dtype} compile={compiled} | failed: {failure} | | |")
                     continue
                 rate = batch / seconds
                 reference = reference or rate
                 achieved = rate * flops / 1e12
                 peak = (peaks[1] if dtype == torch.bfloat16 else peaks[0]) if peaks else None
                 fraction = f"{achieved / peak:.1%} of {peak:.0f}" if peak else "peak unknown"
-                label = f"{'bf16' if dtype == torch.bfloat16 else 'fp32'} channels_last{' compiled' if compiled else ''}"
+                precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+                label = f"{precision} channels_last{' compiled' if compiled else ''}"
                 rows.append(
                     f"| {name} {label} | {batch} | {rate:.1f} images/s | {achieved:.1f} TFLOP/s ({fraction}) | "
                     f"{rate / reference:.2f}x fp32 eager batch 1 |"

@@ -4,7 +4,7 @@
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,12 +17,12 @@ app = typer.Typer(help="DICOM node scoring chest radiographs with BS-Net (resear
 console = Console()
 error_console = Console(stderr=True)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file (or $DICOM_NODE_CONFIG)")]
-SpoolOption = Annotated[Optional[Path], typer.Option(help="spool folder: instances, outputs, journal")]
-BrokerOption = Annotated[Optional[str], typer.Option(help="Celery broker, e.g. redis://127.0.0.1:6379/0")]
-WeightsOption = Annotated[Optional[Path], typer.Option(help="BS-Net weights file")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or $DICOM_NODE_CONFIG)")]
+SpoolOption = Annotated[Path | None, typer.Option(help="spool folder: instances, outputs, journal")]
+BrokerOption = Annotated[str | None, typer.Option(help="Celery broker, e.g. redis://127.0.0.1:6379/0")]
+WeightsOption = Annotated[Path | None, typer.Option(help="BS-Net weights file")]
 UntrainedOption = Annotated[
-    Optional[bool], typer.Option("--untrained", help="score with an untrained network (demonstration only)")
+    bool | None, typer.Option("--untrained", help="score with an untrained network (demonstration only)")
 ]
 
 
@@ -36,6 +36,7 @@ def _settings(config: Path | None, **overrides: object) -> NodeSettings:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # per-module copy notes
 
 
 @app.callback()
@@ -46,12 +47,12 @@ def main() -> None:
 @app.command()
 def serve(
     config: ConfigOption = None,
-    ae_title: Annotated[Optional[str], typer.Option(help="our AE title")] = None,
-    host: Annotated[Optional[str], typer.Option(help="address to listen on")] = None,
-    port: Annotated[Optional[int], typer.Option(help="DICOM port to listen on")] = None,
+    ae_title: Annotated[str | None, typer.Option(help="our AE title")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="DICOM port to listen on")] = None,
     spool: SpoolOption = None,
-    allow: Annotated[Optional[list[str]], typer.Option(help="calling AE titles allowed (repeat); default: any")] = None,
-    destination: Annotated[Optional[str], typer.Option(help="where results go: AET@HOST:PORT")] = None,
+    allow: Annotated[list[str] | None, typer.Option(help="calling AE titles allowed (repeat); default: any")] = None,
+    destination: Annotated[str | None, typer.Option(help="where results go: AET@HOST:PORT")] = None,
     weights: WeightsOption = None,
     untrained: UntrainedOption = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="do not run a worker in this process")] = False,

@@ -31,7 +31,7 @@ def send_files(paths: list[Path], destination: Destination, calling_ae: str) -> 
     if not association.is_established:
         raise DispatchError(f"association with {destination} was not established")
     try:
-        for path, header in zip(paths, headers):
+        for path, header in zip(paths, headers, strict=True):
             status = association.send_c_store(path)
             code = getattr(status, "Status", None)
             if code is None or code_to_category(code) not in ("Success", "Warning"):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pydicom
 
+from dicom_node.config import Destination
 from dicom_node.journal import PENDING_STATES, Journal, State
 from dicom_node.spool import Spool
 from dicom_node.triage import triage
@@ -22,10 +23,17 @@ RETRY_DELAY_S = 5.0
 class Intake:
     """Triage + enqueue worker thread fed with receipt ids."""
 
-    def __init__(self, spool: Spool, journal: Journal, enqueue: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        journal: Journal,
+        enqueue: Callable[[str], None],
+        destination_for: Callable[[str], Destination | None],
+    ) -> None:
         self.spool = spool
         self.journal = journal
         self.enqueue = enqueue
+        self.destination_for = destination_for
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
@@ -78,6 +86,8 @@ class Intake:
                 self.journal.update(receipt_id, state=State.SKIPPED, reason=decision.reason)
                 log.info("receipt %s skipped: %s", receipt_id, decision.reason)
                 return
+            destination = self.destination_for(receipt.calling_ae)
+            self.journal.update(receipt_id, destination=str(destination) if destination else None)
         self.enqueue(receipt_id)
         if receipt.state == State.RECEIVED:
             self.journal.update(receipt_id, state=State.QUEUED)

@@ -9,7 +9,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     received_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     calling_ae TEXT NOT NULL,
+    called_ae TEXT NOT NULL,
     sop_class_uid TEXT NOT NULL,
     sop_instance_uid TEXT NOT NULL,
     study_instance_uid TEXT,
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS receipts (
     attempts INTEGER NOT NULL DEFAULT 0,
     global_score INTEGER,
     region_scores TEXT,
-    outputs TEXT
+    outputs TEXT,
+    destination TEXT
 );
 CREATE INDEX IF NOT EXISTS receipts_state ON receipts (state);
 CREATE INDEX IF NOT EXISTS receipts_sop ON receipts (sop_instance_uid);
@@ -51,7 +53,7 @@ CREATE INDEX IF NOT EXISTS receipts_received ON receipts (received_at);
 
 UPDATABLE = {
     "state", "reason", "attempts", "study_instance_uid", "modality", "global_score",
-    "region_scores", "outputs",
+    "region_scores", "outputs", "destination",
 }
 
 
@@ -63,6 +65,7 @@ class Receipt:
     received_at: str
     updated_at: str
     calling_ae: str
+    called_ae: str
     sop_class_uid: str
     sop_instance_uid: str
     study_instance_uid: str | None
@@ -74,6 +77,7 @@ class Receipt:
     global_score: int | None
     region_scores: dict[str, int] | None
     outputs: list[str] | None
+    destination: str | None  # AET@HOST:PORT chosen by the node when it queued the image
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Receipt":
@@ -88,7 +92,7 @@ class Receipt:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class JournalError(RuntimeError):
@@ -124,14 +128,16 @@ class Journal:
                 raise JournalError(f"journal {self.path}: {error}") from error
 
     def record_receipt(
-        self, receipt_id: str, calling_ae: str, sop_class_uid: str, sop_instance_uid: str, path: str
+        self, receipt_id: str, calling_ae: str, called_ae: str, sop_class_uid: str,
+        sop_instance_uid: str, path: str,
     ) -> None:
         """Record a newly spooled instance in state ``received`` (committed on return)."""
         now = _now()
         self._execute(
-            "INSERT INTO receipts (id, received_at, updated_at, calling_ae, sop_class_uid,"
-            " sop_instance_uid, path, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (receipt_id, now, now, calling_ae, sop_class_uid, sop_instance_uid, path, State.RECEIVED),
+            "INSERT INTO receipts (id, received_at, updated_at, calling_ae, called_ae, sop_class_uid,"
+            " sop_instance_uid, path, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (receipt_id, now, now, calling_ae, called_ae, sop_class_uid, sop_instance_uid, path,
+             State.RECEIVED),
         )
 
     def update(self, receipt_id: str, **fields: Any) -> None:

@@ -40,10 +40,12 @@ def make_store_handler(spool: Spool, on_stored: Callable[[str], None]) -> Callab
     def handle_store(event: evt.Event) -> int:
         request = event.request
         calling_ae = event.assoc.requestor.ae_title.strip()
+        called_ae = event.assoc.acceptor.ae_title.strip()
         try:
             data = event.encoded_dataset(include_meta=True)
             receipt_id = spool.store(
-                data, calling_ae, str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)
+                data, calling_ae, called_ae, str(request.AffectedSOPClassUID),
+                str(request.AffectedSOPInstanceUID),
             )
         except SpoolError as error:
             log.error("refused an instance from %s: %s", calling_ae, error)

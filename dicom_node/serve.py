@@ -53,7 +53,7 @@ def serve(settings: NodeSettings) -> None:
     configure(settings)
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal)
-    intake = Intake(spool, journal, enqueue)
+    intake = Intake(spool, journal, enqueue, settings.destination_for)
     intake.start()
     intake.recover()
     server = start_scp(settings, spool, intake.submit)

@@ -49,7 +49,9 @@ class Spool:
     def path_of(self, relative: str) -> Path:
         return self.root / relative
 
-    def store(self, data: bytes, calling_ae: str, sop_class_uid: str, sop_instance_uid: str) -> str:
+    def store(
+        self, data: bytes, calling_ae: str, called_ae: str, sop_class_uid: str, sop_instance_uid: str
+    ) -> str:
         """Spool one received instance and journal it; returns the receipt id.
 
         Every receipt gets its own file (a re-send never overwrites an accepted instance).
@@ -63,7 +65,9 @@ class Spool:
         except OSError as error:
             raise SpoolError(f"cannot write {relative}: {error}") from error
         try:
-            self.journal.record_receipt(receipt_id, calling_ae, sop_class_uid, sop_instance_uid, relative)
+            self.journal.record_receipt(
+                receipt_id, calling_ae, called_ae, sop_class_uid, sop_instance_uid, relative
+            )
         except Exception as error:
             target.unlink(missing_ok=True)
             raise SpoolError(f"cannot journal {relative}: {error}") from error

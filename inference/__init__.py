@@ -21,6 +21,7 @@ from inference.result import UNTRAINED_WARNING, BrixiaResult
 
 __all__ = [
     "BSNET_SPEC",
+    "UNTRAINED_WARNING",
     "BrixiaResult",
     "ColourImageError",
     "ImageTooSmallError",
@@ -31,7 +32,6 @@ __all__ = [
     "NoPixelDataError",
     "PixelDecodeError",
     "Predictor",
-    "UNTRAINED_WARNING",
     "UnsupportedImageError",
     "UntrainedModelError",
     "WeightsError",

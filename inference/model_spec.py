@@ -1,8 +1,8 @@
 """The small interface every scoring model of the node implements (ARCHITECTURE.md, "Models
 beyond BS-Net"): a name, a version, an input spec and a network factory."""
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from torch import nn
 

@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from inference.regions import REGION_NAMES
 from inference.result import BrixiaResult
 from inference.weights import load_weights, tensors_sha256
 
-PredictorInput = Union[Dataset, np.ndarray, PreparedImage, str, Path]
+PredictorInput = Dataset | np.ndarray | PreparedImage | str | Path
 UNTRAINED_SEED = 0
 
 

@@ -9,7 +9,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -29,7 +29,7 @@ class WeightsMetadata:
     input_spec: dict
     training_data: str = ""
     metrics: dict = field(default_factory=dict)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pydicom
 from celery import chain
 from celery.exceptions import Ignore
 
+from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_files
 from dicom_node.journal import State
 from dicom_node.outputs import build_outputs
@@ -93,12 +94,12 @@ def report(self, message: dict[str, Any]) -> None:
         region_scores=result["region_scores"],
         outputs=uids,
     )
-    destination = settings.destination_for(receipt.calling_ae)
-    if destination is None:
+    if receipt.destination is None:
         journal.update(receipt_id, reason="no destination configured: outputs kept in the spool")
         return
+    destination = Destination.parse(receipt.destination)
     try:
-        send_files(paths, destination, settings.ae_title)
+        send_files(paths, destination, receipt.called_ae)
     except (DispatchError, OSError) as error:
         attempts = receipt.attempts + 1
         if attempts > settings.delivery_retries:
@@ -108,5 +109,5 @@ def report(self, message: dict[str, Any]) -> None:
             )
             return
         journal.update(receipt_id, attempts=attempts, reason=f"delivery attempt {attempts} failed: {error}")
-        raise self.retry(countdown=min(2**attempts, MAX_BACKOFF_S), exc=error)
+        raise self.retry(countdown=min(2**attempts, MAX_BACKOFF_S), exc=error) from error
     journal.update(receipt_id, state=State.DELIVERED, reason=None, attempts=receipt.attempts + 1)

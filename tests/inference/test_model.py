@@ -7,8 +7,8 @@ from inference.bsnet.alignment import invert_affine, warp
 from inference.bsnet.model import BSNet
 from inference.bsnet.roi_pooling import pool_regions
 from inference.loss import BrixiaScoreLoss, expected_scores
-from inference.predictor import build_untrained
 from inference.model_spec import BSNET_SPEC
+from inference.predictor import build_untrained
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,7 @@ def test_real_radiographs_show_dark_lungs_and_bright_mediastinum(name):
     prepared = prepare_dataset(ds)
     model_input = prepared.model_input
     assert model_input.shape == (512, 512) and model_input.dtype == np.float32
-    assert 0.0 <= model_input.min() and model_input.max() <= 1.0
+    assert model_input.min() >= 0.0 and model_input.max() <= 1.0
     # histogram equalisation spreads values over the whole range (mean near 0.5)
     assert 0.4 < model_input.mean() < 0.6
     assert model_input[LUNG_BOX].mean() < 0.35

@@ -96,7 +96,7 @@ def test_predict_returns_a_typed_result_mappable_to_source(fuji_cr):
     assert result.region_map.shape == (512, 512) and result.region_map.max() <= 6
     assert not result.region_map[~result.lung_mask].any()
     assert result.explainability.shape == (6, 512, 512)
-    assert 0.0 <= result.explainability.min() and result.explainability.max() <= 1.0
+    assert result.explainability.min() >= 0.0 and result.explainability.max() <= 1.0
     assert result.to_source(result.region_map, labels=True).shape == (ds.Rows, ds.Columns)
     assert result.untrained and "UNTRAINED MODEL" in result.algorithm_label
     assert result.model_version == BSNET_SPEC.version

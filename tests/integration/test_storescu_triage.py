@@ -6,7 +6,14 @@ import subprocess
 import pydicom
 
 from tests.conftest import DICOM_DATA, require_path, require_tool
-from tests.servers import LOOPBACK, listening, node_process, node_status, storescp_server, wait_until
+from tests.servers import (
+    LOOPBACK,
+    listening,
+    node_process,
+    node_status,
+    storescp_server,
+    wait_until,
+)
 
 NODE_AET = "TEST_NODE"
 

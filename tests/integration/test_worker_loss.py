@@ -9,7 +9,14 @@ import time
 import pydicom
 
 from tests.conftest import require_tool
-from tests.servers import LOOPBACK, listening, node_process, node_status, storescp_server, wait_until
+from tests.servers import (
+    LOOPBACK,
+    listening,
+    node_process,
+    node_status,
+    storescp_server,
+    wait_until,
+)
 
 NODE_AET = "TEST_NODE"
 VISIBILITY_TIMEOUT_S = 8  # a dead worker's task is delivered again after this

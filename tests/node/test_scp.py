@@ -50,6 +50,7 @@ def test_store_spools_the_instance_as_received(node):
     assert len(stored) == 1
     receipt = spool.journal.get(stored[0])
     assert receipt.state == State.RECEIVED and receipt.calling_ae == "SENDER"
+    assert receipt.called_ae == "TEST_NODE"
     original, spooled = pydicom.dcmread(source), pydicom.dcmread(spool.path_of(receipt.path))
     assert spooled.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID  # not re-encoded
     assert spooled.PixelData == original.PixelData

@@ -14,31 +14,31 @@ def spool(tmp_path):
 
 
 def test_store_writes_the_bytes_and_journals_them(spool):
-    receipt_id = spool.store(b"DICM-bytes", "MODALITY", "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
+    receipt_id = spool.store(b"DICM-bytes", "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
     receipt = spool.journal.get(receipt_id)
     assert receipt.state == State.RECEIVED and receipt.calling_ae == "MODALITY"
     assert spool.path_of(receipt.path).read_bytes() == b"DICM-bytes"
     assert not list(spool.path_of(receipt.path).parent.glob(".incoming-*"))
-    assert spool.journal.get(spool.store(b"again", "MODALITY", "1.2", "1.2.3")).path != receipt.path
+    assert spool.journal.get(spool.store(b"again", "MODALITY", "NODE", "1.2", "1.2.3")).path != receipt.path
 
 
 def test_journal_failure_leaves_no_file(spool):
     spool.journal.close()
     with pytest.raises(SpoolError, match="cannot journal"):
-        spool.store(b"data", "MODALITY", "1.2", "1.2.3")
+        spool.store(b"data", "MODALITY", "NODE", "1.2", "1.2.3")
     assert not [p for p in (spool.root / "instances").rglob("*") if p.is_file()]
 
 
 def test_write_failure_leaves_no_file_and_no_row(spool):
     (spool.root / "instances").write_text("a file where the folder should be")
     with pytest.raises(SpoolError, match="cannot write"):
-        spool.store(b"data", "MODALITY", "1.2", "1.2.3")
+        spool.store(b"data", "MODALITY", "NODE", "1.2", "1.2.3")
     assert spool.journal.recent() == []
 
 
 def test_journal_states_and_queries(spool):
-    first = spool.store(b"a", "A", "1.2", "1.1")
-    second = spool.store(b"b", "B", "1.2", "1.2")
+    first = spool.store(b"a", "A", "NODE", "1.2", "1.1")
+    second = spool.store(b"b", "B", "NODE", "1.2", "1.2")
     spool.journal.update(first, state=State.SCORED, global_score=7, region_scores={"A": 1})
     spool.journal.update(second, state=State.SKIPPED, reason="modality MR")
     pending = spool.journal.in_states((State.RECEIVED, State.QUEUED, State.SCORED))
@@ -51,7 +51,7 @@ def test_journal_states_and_queries(spool):
 
 def test_reopened_journal_keeps_committed_rows(tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
-    journal.record_receipt("r1", "A", "1.2", "1.3", "instances/r1.dcm")
+    journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm")
     journal.close()
     assert Journal(tmp_path / "j.sqlite").get("r1").state == State.RECEIVED
 

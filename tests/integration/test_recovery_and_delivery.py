@@ -1,0 +1,61 @@
+"""The journal is the source of truth: a restarted node finishes what an earlier run accepted,
+and deliveries to an unreachable destination are retried with backoff, then marked failed."""
+
+import pydicom
+from pynetdicom import AE
+
+from dicom_node.journal import Journal
+from dicom_node.spool import Spool
+from tests.servers import (
+    LOOPBACK,
+    free_port,
+    listening,
+    node_process,
+    node_status,
+    storescp_server,
+    wait_until,
+)
+
+NODE_AET = "TEST_NODE"
+
+
+def _node_arguments(spool, port, broker_url, destination):
+    return [
+        "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(port), "--spool", str(spool),
+        "--broker-url", broker_url, "--untrained", "--destination", destination,
+    ]
+
+
+def test_restarted_node_processes_what_was_received_before(tmp_path, fuji_cr, broker_url, node_port):
+    spool = tmp_path / "spool"
+    journal = Journal(spool / "journal.sqlite")  # as if the node died right after answering success
+    Spool(spool, journal).store(fuji_cr.read_bytes(), "MODALITY", NODE_AET, "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
+    journal.close()
+    assert node_status(spool)[0]["state"] == "received"
+    with storescp_server(tmp_path / "received", "RESULTS") as destination_port:
+        arguments = _node_arguments(spool, node_port, broker_url, f"RESULTS@{LOOPBACK}:{destination_port}")
+        with node_process(tmp_path / "node", arguments):
+            wait_until(lambda: node_status(spool)[0]["state"] == "delivered", 180, "delivery after restart")
+    assert len([p for p in (tmp_path / "received").rglob("*") if p.is_file()]) == 2
+
+
+def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broker_url, node_port):
+    spool = tmp_path / "spool"
+    closed_port = free_port()  # nothing listens here
+    arguments = _node_arguments(spool, node_port, broker_url, f"NOBODY@{LOOPBACK}:{closed_port}")
+    environment = {"DICOM_NODE_DELIVERY_RETRIES": "2"}
+    with node_process(tmp_path / "node", arguments, env=environment):
+        wait_until(lambda: listening(node_port), 60, "the node to listen")
+        ds = pydicom.dcmread(fuji_cr)
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+        association = ae.associate(LOOPBACK, node_port, ae_title=NODE_AET)
+        assert association.send_c_store(ds).Status == 0x0000
+        association.release()
+        (receipt,) = wait_until(
+            lambda: [r for r in node_status(spool) if r["state"] == "failed"], 120, "delivery to fail"
+        )
+    assert receipt["attempts"] == 3
+    assert f"NOBODY@{LOOPBACK}:{closed_port} failed 3 times" in receipt["reason"]
+    assert receipt["global_score"] is not None  # scored; outputs kept in the spool
+    assert len(list((spool / "outputs").rglob("*.dcm"))) == 2
