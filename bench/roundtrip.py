@@ -1,0 +1,178 @@
+"""Node round-trip benchmark (issue 3).
+
+(a) Receive throughput: the same 40 radiograph-sized files (2048 x 2048, 16-bit, uncompressed,
+    8 MiB each) sent by dcmtk's storescu over one association to dcmtk's storescp and to our node
+    (fsync on, journal, intake to Redis; no worker so scoring does not compete for the CPU).
+    Reported as our throughput / storescp's, median of alternating rounds.
+(b) Latency: Orthanc C-STOREs an image to the node (``/modalities/node/store``) -> the SR is in
+    Orthanc, p50/p95 over 20 images sent one at a time, minus the model compute of the same image
+    measured in this process (Predictor.predict, untrained weights: same cost as trained).
+
+    .venv/bin/python bench/roundtrip.py [--write docs/benchmarks.md]
+"""
+
+import argparse
+import datetime
+import io
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from inference import Predictor  # noqa: E402
+from tests.conftest import FUJI_CR, require_path  # noqa: E402
+from tests.servers import (  # noqa: E402
+    LOOPBACK,
+    free_port,
+    listening,
+    node_process,
+    orthanc_server,
+    redis_server,
+    storescp_server,
+    wait_until,
+)
+
+FILES = 40
+LATENCY_IMAGES = 20
+ROUNDS = 3
+SIDE = 2048
+NODE_AET = "BENCH_NODE"
+
+
+def radiograph_files(folder: Path, count: int) -> list[Path]:
+    """``count`` copies of the Fuji chest CR upscaled to SIDE x SIDE, each with its own UIDs."""
+    source = pydicom.dcmread(require_path(FUJI_CR))
+    pixels = Image.fromarray(source.pixel_array.astype(np.float32), mode="F").resize((SIDE, SIDE))
+    data = np.clip(np.asarray(pixels), 0, 1023).astype(np.uint16).tobytes()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        ds = pydicom.dcmread(FUJI_CR)
+        ds.Rows = ds.Columns = SIDE
+        ds.PixelData = data
+        ds.StudyInstanceUID = pydicom.uid.generate_uid()
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        path = folder / f"cr{index:02d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def send_all(files: list[Path], port: int, called_ae: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        ["storescu", "-aet", "BENCH", "-aec", called_ae, LOOPBACK, str(port), *map(str, files)],
+        check=True, capture_output=True, timeout=600,
+    )
+    return time.perf_counter() - start
+
+
+def receive_ratio(work: Path, files: list[Path]) -> tuple[float, float, float]:
+    """(median storescp seconds, median node seconds, ratio of node throughput to storescp's)."""
+    reference, ours = [], []
+    with redis_server(work / "redis") as broker:
+        for round_index in range(ROUNDS):
+            with storescp_server(work / f"storescp-{round_index}", "STORESCP") as port:
+                reference.append(send_all(files, port, "STORESCP"))
+            node_port = free_port()
+            arguments = [
+                "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port),
+                "--spool", str(work / f"spool-{round_index}"), "--broker-url", broker,
+                "--untrained", "--no-worker",
+            ]
+            with node_process(work / f"node-{round_index}", arguments):
+                wait_until(lambda p=node_port: listening(p), 60, "node")
+                ours.append(send_all(files, node_port, NODE_AET))
+    storescp_s, node_s = statistics.median(reference), statistics.median(ours)
+    return storescp_s, node_s, storescp_s / node_s
+
+
+def push_latencies(work: Path, files: list[Path]) -> list[float]:
+    """Seconds from Orthanc's store request to the SR being in Orthanc, per image (first = warm-up)."""
+    node_port = free_port()
+    latencies = []
+    with redis_server(work / "redis-latency") as broker, orthanc_server(
+        work / "orthanc", {"node": (NODE_AET, LOOPBACK, node_port)}
+    ) as orthanc:
+        arguments = [
+            "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--spool",
+            str(work / "spool-latency"), "--broker-url", broker, "--untrained",
+            "--destination", f"ORTHANC@{LOOPBACK}:{orthanc.dicom_port}",
+        ]
+        with node_process(work / "node-latency", arguments):
+            wait_until(lambda: listening(node_port), 60, "node")
+            for path in files:
+                uploaded = orthanc.request("POST", "/instances", path.read_bytes())
+                study = uploaded["ParentStudy"]
+                start = time.perf_counter()
+                orthanc.request("POST", "/modalities/node/store", {"Resources": [uploaded["ID"]], "Synchronous": False})
+                wait_until(
+                    lambda s=study: any(
+                        one["MainDicomTags"].get("Modality") == "SR" for one in orthanc.get(f"/studies/{s}/series")
+                    ),
+                    300, "the SR", interval=0.02,
+                )
+                latencies.append(time.perf_counter() - start)
+    return latencies[1:]
+
+
+def model_compute(path: Path) -> float:
+    predictor = Predictor(allow_untrained=True)
+    ds = pydicom.dcmread(io.BytesIO(path.read_bytes()))
+    predictor.predict(ds)
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        predictor.predict(ds)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", help="append the results to this markdown file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dicom-node-bench-") as temporary:
+        work = Path(temporary)
+        files = radiograph_files(work / "files", FILES)
+        storescp_s, node_s, ratio = receive_ratio(work, files)
+        latencies = push_latencies(work, files[: LATENCY_IMAGES + 1])
+        compute = model_compute(files[0])
+    p50 = float(np.percentile(latencies, 50))
+    p95 = float(np.percentile(latencies, 95))
+    megabytes = FILES * SIDE * SIDE * 2 / 2**20
+    text = "\n".join([
+        f"### Round trip, {datetime.date.today().isoformat()}",
+        "",
+        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs. Command: "
+        "`.venv/bin/python bench/roundtrip.py`.",
+        "",
+        f"- Receive, {FILES} files of {SIDE}x{SIDE} 16-bit ({megabytes:.0f} MiB), one storescu association, "
+        f"median of {ROUNDS} rounds: storescp {storescp_s:.2f} s, dicom-node (fsync + journal) {node_s:.2f} s; "
+        f"**throughput ratio node/storescp = {ratio:.2f}** (target >= 1.0).",
+        f"- Orthanc push -> SR in Orthanc over {len(latencies)} images sent one at a time (after one warm-up): "
+        f"p50 {p50 * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms; model compute (Predictor.predict on the same "
+        f"image, this process) {compute * 1e3:.0f} ms; **overhead beyond compute at p50 = "
+        f"{(p50 - compute) * 1e3:.0f} ms** (ratio latency/compute {p50 / compute:.2f}; target overhead < 300 ms).",
+        "",
+    ])
+    print(text)
+    if args.write:
+        with open(args.write, "a", encoding="utf-8") as stream:
+            stream.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
