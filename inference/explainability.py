@@ -1,6 +1,6 @@
 """Per-region maps in the model input frame, derived from one BS-Net forward pass.
 
-Explainability (paper Sec. 4.5 shows per-region activity maps; BSNET.md allows any documented
+Explainability (the paper shows per-region activity maps; BSNET.md allows any documented
 faithful method). Each head ends in conv -> global average pooling, so the expected score
 E = sum_k k p_k has the exact first-order decomposition over head-map locations
 dE/dz_k = p_k (k - E) with z_k = mean(a_k): the map c(x) = sum_k p_k (k - E) a_k(x) says where the

@@ -1,6 +1,7 @@
-"""BS-Net scoring loss (paper Sec. 3.6): sparse categorical cross-entropy on the six regions plus
+"""BS-Net scoring loss (BSNET.md "Loss and training"): sparse categorical cross-entropy on the six regions plus
 a differentiable mean absolute error between the expected score (softmax-weighted 0..3) and the
-target, combined as alpha * SCCE + (1 - alpha) * MAE with alpha = 0.7 as in the paper."""
+target, combined as alpha * SCCE + (1 - alpha) * MAE; alpha = 0.7 is our reading of the paper's
+weighting (see docs/bsnet.md)."""
 
 import torch
 import torch.nn.functional as F

@@ -1,6 +1,6 @@
 """The six Brixia regions and their boxes in the aligned lung frame.
 
-Brixia score (Borghesi & Maroldi 2020; BS-Net paper Sec. 2): each lung is split into upper,
+Brixia score (Borghesi & Maroldi 2020; BSNET.md "Brixia score"): each lung is split into upper,
 middle and lower zones. A/B/C are the right lung, D/E/F the left lung. On a frontal radiograph the
 patient's right lung is on the image's left, so A-C use columns 0-0.5 of the aligned image.
 The boxes are the overlapping bands of the authors' ROI pooling (BSNET.md, "ROI pooling").

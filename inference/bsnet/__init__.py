@@ -1,1 +1,1 @@
-"""BS-Net building blocks (Signoroni et al., Medical Image Analysis 2021, Sec. 3)."""
+"""BS-Net building blocks (Signoroni et al., Medical Image Analysis 2021), as summarised in BSNET.md."""

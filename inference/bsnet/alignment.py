@@ -1,5 +1,5 @@
 """Alignment block: a spatial transformer (Jaderberg et al. 2015) driven by the lung map
-(BS-Net paper Sec. 3.3).
+(BSNET.md "Network" 3).
 
 The localisation network reads the lung probability map (B, 1, 512, 512): max-pool to 128^2,
 twice [max-pool 2, 5x5 conv with 20 filters, ReLU] (-> (B, 20, 26, 26)), flatten, dense 50 + ReLU,

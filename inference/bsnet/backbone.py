@@ -1,4 +1,4 @@
-"""ResNet-18 backbone (He et al. 2016) as BS-Net's feature extractor (paper Sec. 3.1).
+"""ResNet-18 backbone (He et al. 2016) as BS-Net's feature extractor (BSNET.md "Network" 1).
 
 Input (B, 1, 512, 512). Stem: 7x7/2 conv -> (B, 64, 256, 256), 3x3/2 max-pool -> 128x128.
 Stages of two basic blocks: 64 @128, 128 @64, 256 @32, 512 @16.

@@ -1,4 +1,4 @@
-"""Feature pyramid (Lin et al. 2017) over the four pooled, aligned scales (BS-Net paper Sec. 3.5).
+"""Feature pyramid (Lin et al. 2017) over the four pooled, aligned scales (BSNET.md "Network" 6).
 
 Inputs, finest first: (N, 64, 128^2), (N, 128, 64^2), (N, 256, 32^2), (N, 512, 16^2), where N is
 batch x 6 regions (one shared pyramid for every region). Top-down: 1x1 lateral convs to 64

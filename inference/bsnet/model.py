@@ -1,4 +1,4 @@
-"""BS-Net assembled (Signoroni et al., Medical Image Analysis 2021, Fig. 2 and Sec. 3).
+"""BS-Net assembled (Signoroni et al., Medical Image Analysis 2021; BSNET.md "Network").
 
 backbone (ResNet-18) -> U-Net++ lung segmentation -> alignment (spatial transformer on the lung
 map) -> aligned backbone features x aligned lung map (explicit self-attention) -> ROI pooling of

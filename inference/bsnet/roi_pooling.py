@@ -1,4 +1,4 @@
-"""ROI pooling of the six Brixia regions (BS-Net paper Sec. 3.4, BSNET.md "ROI pooling").
+"""ROI pooling of the six Brixia regions (BSNET.md "Network" 5).
 
 Each box (y1, x1, y2, x2) in [0, 1] of an aligned map (B, C, H, W) is cropped and bilinearly
 resized back to (H, W), like TensorFlow's ``crop_and_resize``: output (B, 6, C, H, W), regions

@@ -1,4 +1,4 @@
-"""Per-region scoring heads (BS-Net paper Sec. 3.5, BSNET.md "Scoring heads").
+"""Per-region scoring heads (BSNET.md "Network" 7).
 
 One head per region, run together as grouped convolutions: three [3x3 conv, 8 channels, batch
 norm, swish] blocks and a 3x3 conv to 4 channels give per-region activation maps

@@ -1,4 +1,4 @@
-"""Nested U-Net (U-Net++, Zhou et al. 2018) lung segmentation decoder (BS-Net paper Sec. 3.2).
+"""Nested U-Net (U-Net++, Zhou et al. 2018) lung segmentation decoder (BSNET.md "Network" 2).
 
 Nodes X[i][j] at depth i (resolution 256 / 2**i) and nesting j: X[i][0] are the backbone skips;
 X[i][j] = conv(cat(X[i][0..j-1], up(X[i+1][j-1]))) with a transposed-convolution up-sampling
