@@ -55,6 +55,9 @@ def serve(
     destination: Annotated[str | None, typer.Option(help="where results go: AET@HOST:PORT")] = None,
     weights: WeightsOption = None,
     untrained: UntrainedOption = None,
+    outputs: Annotated[
+        list[str] | None, typer.Option(help="outputs to build (repeat): sr, overlay, explainability, seg")
+    ] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="do not run a worker in this process")] = False,
     broker_url: BrokerOption = None,
 ) -> None:
@@ -64,7 +67,7 @@ def serve(
 
     settings = _settings(
         config, ae_title=ae_title, host=host, port=port, spool=spool, allow=allow,
-        destination=destination, weights=weights, untrained=untrained,
+        destination=destination, weights=weights, untrained=untrained, outputs=outputs,
         worker=False if no_worker else None, broker_url=broker_url,
     )
     _logging()
@@ -141,3 +144,94 @@ def model_info() -> None:
     table.add_row("input", f"{channels} x {height} x {width}")
     table.add_row(f"FLOPs at {height}x{width}", f"{info.flops_per_image / 1e9:.2f} GFLOPs per image")
     console.print(table)
+
+
+def _stage_epochs(epochs: int, stage_epochs: str | None) -> tuple[int, int, int]:
+    """``--stage-epochs 10,10,30`` (segmentation, alignment, scoring), else ``--epochs`` for each."""
+    if stage_epochs is None:
+        return (epochs, epochs, epochs)
+    try:
+        counts = tuple(int(part) for part in stage_epochs.split(","))
+    except ValueError as error:
+        raise typer.BadParameter("three integers: segmentation,alignment,scoring") from error
+    if len(counts) != 3:
+        raise typer.BadParameter("three integers: segmentation,alignment,scoring")
+    return counts
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="folder: images/, annotations.csv, optional lung-masks/")],
+    out: Annotated[Path, typer.Option(help="weights file to write (checkpoint beside it: OUT.checkpoint)")],
+    epochs: Annotated[int, typer.Option(help="epochs of each of the three stages")] = 10,
+    stage_epochs: Annotated[
+        str | None, typer.Option(help="epochs per stage: segmentation,alignment,scoring (overrides --epochs)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="images per batch")] = 8,
+    input_size: Annotated[int, typer.Option(help="model input side (multiple of 32; the paper uses 512)")] = 512,
+    folds: Annotated[int, typer.Option(help="k-fold cross-validation of the scoring stage (0: hold-out split)")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="hold-out fraction when --folds is 0")] = 0.2,
+    label: Annotated[str, typer.Option(help="which radiologist's scores to learn: senior or junior")] = "senior",
+    device: Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda (default: CUDA if any)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same device: same weights)")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from OUT.checkpoint")] = False,
+) -> None:
+    """Train BS-Net "from the part to the whole" and write a weights file (research use only)."""
+    from inference.datasets import DatasetError, load_folder
+    from inference.device import select_device
+    from inference.training import EpochLog, TrainingConfig
+    from inference.training import train as run_training
+
+    try:
+        config = TrainingConfig(
+            input_size=input_size, stage_epochs=_stage_epochs(epochs, stage_epochs), batch_size=batch_size,
+            seed=seed, folds=folds, val_fraction=val_fraction, label=label,
+        )
+        tensors = load_folder(data, input_size)
+    except (ValueError, DatasetError) as error:
+        error_console.print(f"[red]cannot train:[/red] {error}")
+        raise typer.Exit(2) from error
+    masked = int(tensors.has_mask.sum())
+    description = f"{data.resolve().name}: {len(tensors)} annotated images ({label} scores), {masked} lung masks"
+    error_console.print(description)
+
+    def report(entry: EpochLog) -> None:
+        val = "" if entry.val_mae is None else f" val MAE {entry.val_mae:.3f}"
+        fold = "" if entry.fold is None else f" fold {entry.fold + 1}"
+        error_console.print(f"{entry.stage}{fold} epoch {entry.epoch}: loss {entry.loss:.4f}{val}")
+
+    try:
+        result = run_training(
+            tensors, out, config, select_device(device), resume=resume, training_data=description,
+            on_epoch=report, show_progress=error_console.is_terminal,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        error_console.print(f"[red]cannot train:[/red] {error}")
+        raise typer.Exit(2) from error
+    summary = {key: result.metrics[key] for key in ("validation", "region_mae", "region_accuracy", "global_mae")}
+    summary["baselines"] = {name: b["region_mae"] for name, b in result.metrics["baselines"].items()}
+    print(json.dumps({"weights": str(out), **summary}, indent=2))
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="folder: images/, annotations.csv")],
+    weights: Annotated[Path, typer.Option(help="BS-Net weights file")],
+    label: Annotated[str, typer.Option(help="reference radiologist: senior or junior")] = "senior",
+    report: Annotated[Path | None, typer.Option(help="folder for a markdown report with PNG plots")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: CUDA if any)")] = None,
+    batch_size: Annotated[int, typer.Option(help="images per batch")] = 8,
+) -> None:
+    """Score an annotated folder and print agreement figures with human and constant baselines (JSON)."""
+    from inference.datasets import DatasetError
+    from inference.errors import InferenceError
+    from inference.report import evaluate_folder, write_report
+
+    try:
+        evaluation = evaluate_folder(data, weights, label=label, device=device, batch_size=batch_size)
+    except (ValueError, DatasetError, InferenceError, RuntimeError) as error:
+        error_console.print(f"[red]cannot evaluate:[/red] {error}")
+        raise typer.Exit(2) from error
+    if report is not None:
+        error_console.print(f"report: {write_report(evaluation, report)}")
+    print(json.dumps(evaluation.report, indent=2))

@@ -3,7 +3,7 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, field_validator
 from pydantic_settings import (
@@ -15,6 +15,8 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "DICOM_NODE_CONFIG"
+OutputKind = Literal["sr", "overlay", "explainability", "seg"]  # built by dicom_node.outputs
+OUTPUT_KINDS: tuple[OutputKind, ...] = get_args(OutputKind)
 
 
 class ConfigError(ValueError):
@@ -72,6 +74,7 @@ class NodeSettings(BaseSettings):
     untrained: bool = False
     worker: bool = True
     broker_url: str = "redis://127.0.0.1:6379/0"
+    outputs: Annotated[list[str], NoDecode] = list(OUTPUT_KINDS)
     delivery_retries: int = 5
     visibility_timeout: int = 600  # must exceed the longest task and retry backoff (300 s)
 
@@ -85,6 +88,16 @@ class NodeSettings(BaseSettings):
     def _allow(cls, value: Any) -> Any:
         titles = _split_list(value)
         return [validate_ae_title(title) for title in titles] if isinstance(titles, list) else titles
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, value: Any) -> Any:
+        kinds = _split_list(value)
+        if isinstance(kinds, list):
+            unknown = sorted(set(kinds) - set(OUTPUT_KINDS))
+            if unknown or not kinds:
+                raise ConfigError(f"outputs {unknown or 'empty'}: choose from {', '.join(OUTPUT_KINDS)}")
+        return kinds
 
     @field_validator("destination", mode="before")
     @classmethod

@@ -24,15 +24,16 @@ def numeric_value(item: Dataset) -> float:
 
 
 def brixia_scores(ds: Dataset) -> tuple[dict[str, int], int]:
-    """Region scores {A..F} from the six measurement groups (tracking identifier "... X") and the
-    global score (the NUM item whose concept name says "global")."""
+    """Region scores {A..F} from the six measurement groups (tracking identifier "... X", the NUM
+    item named "... score"; probabilities are other NUM items) and the global score (the NUM item
+    whose concept name says "global")."""
     regions: dict[str, int] = {}
     for group in content_items(ds):
         if group.get("ValueType") != "CONTAINER" or concept(group) != "Measurement Group":
             continue
         children = list(group.get("ContentSequence", []))
         tracking = [str(c.TextValue).strip() for c in children if concept(c) == "Tracking Identifier"]
-        numbers = [c for c in children if c.get("ValueType") == "NUM"]
+        numbers = [c for c in children if c.get("ValueType") == "NUM" and concept(c).lower().endswith("score")]
         if tracking and tracking[0][-1] in REGION_LETTERS and len(numbers) == 1:
             regions[tracking[0][-1]] = int(numeric_value(numbers[0]))
     totals = [

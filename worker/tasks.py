@@ -62,7 +62,7 @@ def infer(message: dict[str, Any]) -> dict[str, Any]:
 
 def _write_outputs(receipt_id: str, source_path: Path, message: dict[str, Any]) -> tuple[list[Path], list[str]]:
     source = pydicom.dcmread(source_path)
-    outputs = build_outputs(source, decode_result(message["result"]))
+    outputs = build_outputs(source, decode_result(message["result"]), runtime.settings().outputs)
     folder = runtime.settings().spool / "outputs" / receipt_id
     paths = []
     for index, dataset in enumerate(outputs):

@@ -1,17 +1,17 @@
-"""What the SR and the overlay share: output UIDs, the copied patient/study header, series
+"""What the outputs share: output and tracking UIDs, the copied patient/study header, series
 descriptions and the safety wording."""
 
 import copy
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
+from dicom_node.config import OutputKind
 from dicom_node.uids import derived_uid
 from inference import UNTRAINED_WARNING, BrixiaResult
 from inference.regions import MAX_GLOBAL_SCORE
@@ -20,7 +20,6 @@ MANUFACTURER = "dicom-node"
 RESEARCH_ONLY = "RESEARCH USE ONLY - NOT FOR DIAGNOSIS"
 CONTENT_QUALIFICATION = "RESEARCH"  # Content Qualification (0018,9004), SOP Common, PS3.3 C.12.1
 
-OutputKind = Literal["sr", "overlay"]
 
 # Copied verbatim even where the value breaks its VR: the PACS and RIS file outputs by them.
 IDENTITY_KEYWORDS = frozenset(
@@ -67,6 +66,14 @@ def output_uids(source: Dataset, result: BrixiaResult, kind: OutputKind) -> tupl
     series = derived_uid("series", str(source.StudyInstanceUID), *model, kind)
     instance = derived_uid("instance", str(source.SOPInstanceUID), *model, kind)
     return series, instance
+
+
+def tracking_uid(source: Dataset, result: BrixiaResult, what: str) -> str:
+    """Tracking UID of one region ("A".."F") or of "lungs" found in ``source`` by the model: the
+    Tracking Identifier UID of the SR (TID 4108) and the Tracking UID of the SEG segment
+    (PS3.3 C.8.20.4) are the same, so viewers can relate them."""
+    model = (result.model_name, result.model_version, result.weights_sha256)
+    return derived_uid("tracking", str(source.SOPInstanceUID), *model, what)
 
 
 def safety_lines(result: BrixiaResult) -> list[str]:

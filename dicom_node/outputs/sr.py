@@ -3,14 +3,19 @@
 Content tree:
 - Imaging Measurement Report, with language (TID 1204), a device observer (TID 1002/1004: the
   model, its version and weights checksum) and procedure reported "Plain X-ray of chest".
-- Imaging Measurements: one Measurement Group (TID 1501) per Brixia region A-F, each with a
-  tracking identifier and UID (TID 4108), finding site (lung zone + laterality), algorithm
-  identification (TID 4019), the source radiograph, and the region score (TID 300, 0-3).
+- Imaging Measurements: one Planar ROI Measurement Group (TID 1410) per Brixia region A-F, each
+  with a tracking identifier and UID (TID 4108), the region's outline on the source radiograph
+  (TID 1410 "Image Region": SCOORD closed POLYLINE, selected from the radiograph), finding site
+  (lung zone + laterality), algorithm identification (TID 4019), the region score (TID 300, 0-3)
+  and the model's probability of each score 0-3 (TID 300, percent). A region the model found no
+  lung in has no outline: its group is a TID 1501 Measurement Group referencing the radiograph.
 - Derived Imaging Measurements: the global Brixia score (TID 300, 0-18, derivation "Total").
-- Qualitative Evaluations: a plain-language summary and the research-use (and untrained) warning.
+- Qualitative Evaluations: a plain-language summary, one plain-language line per region (score
+  and probabilities) and the research-use (and untrained) warning, for text renderers.
 """
 
 import highdicom as hd
+import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -26,10 +31,12 @@ from dicom_node.outputs.common import (
     safety_lines,
     series_description,
     summary_text,
+    tracking_uid,
 )
+from dicom_node.outputs.outline import mask_outline
 from dicom_node.uids import derived_uid
 from inference import BrixiaResult
-from inference.regions import REGIONS, Region
+from inference.regions import REGIONS, SCORE_LEVELS, Region
 
 SR_SERIES_NUMBER = 9701
 
@@ -43,7 +50,14 @@ CODING_SCHEME = CodingSchemeIdentificationItem(
 )
 BRIXIA_REGION_SCORE = hd.sr.CodedConcept("BRIXIA-REGION", PRIVATE_SCHEME, "Brixia region score")
 BRIXIA_GLOBAL_SCORE = hd.sr.CodedConcept("BRIXIA-GLOBAL", PRIVATE_SCHEME, "Brixia global score")
+BRIXIA_PROBABILITIES = tuple(
+    hd.sr.CodedConcept(
+        f"BRIXIA-P{score}", PRIVATE_SCHEME, f"Probability of Brixia region score {score}"
+    )
+    for score in range(SCORE_LEVELS)
+)
 SCORE_UNIT = hd.sr.CodedConcept("{score}", "UCUM", "score")
+PERCENT = hd.sr.CodedConcept("%", "UCUM", "percent")
 CHEST_XRAY = hd.sr.CodedConcept("399208008", "SCT", "Plain X-ray of chest")
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
 ZONE_CODES = {  # CID 6171 "Zone of Lung"
@@ -84,32 +98,45 @@ def _observation_context(result: BrixiaResult) -> hd.sr.ObservationContext:
 
 
 def _region_group(
-    region: Region, header: Dataset, result: BrixiaResult
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 Measurement Group for one Brixia region."""
-    tracking = hd.sr.TrackingIdentifier(
-        uid=derived_uid(
-            "tracking",
-            str(header.SOPInstanceUID),
-            result.model_name,
-            result.model_version,
-            result.weights_sha256,
-            region.name,
-        ),
-        identifier=f"Brixia region {region.name}",
-    )
-    site = hd.sr.FindingSite(
-        anatomic_location=ZONE_CODES[region.zone], laterality=LATERALITY_CODES[region.lung]
-    )
+    region: Region, header: Dataset, result: BrixiaResult, mask: np.ndarray
+) -> (
+    hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.MeasurementsAndQualitativeEvaluations
+):
+    """TID 1410 Planar ROI Measurement Group for one Brixia region, outlined on the source image
+    (``mask``: the region's pixels in the source frame); TID 1501 where the mask is empty."""
     score = hd.sr.Measurement(
         name=BRIXIA_REGION_SCORE, value=result.region_scores[region.name], unit=SCORE_UNIT
     )
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking,
-        finding_sites=[site],
-        algorithm_id=_algorithm(result),
-        measurements=[score],
-        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(header)],
+    probabilities = [
+        hd.sr.Measurement(name=name, value=round(100.0 * float(probability), 1), unit=PERCENT)
+        for name, probability in zip(
+            BRIXIA_PROBABILITIES, result.probabilities[region.name], strict=True
+        )
+    ]
+    content = {
+        "tracking_identifier": hd.sr.TrackingIdentifier(
+            uid=tracking_uid(header, result, region.name), identifier=f"Brixia region {region.name}"
+        ),
+        "finding_sites": [
+            hd.sr.FindingSite(ZONE_CODES[region.zone], laterality=LATERALITY_CODES[region.lung])
+        ],
+        "algorithm_id": _algorithm(result),
+        "measurements": [score, *probabilities],
+    }
+    # One model pixel is the finest detail of the region map: simplify the outline to that.
+    tolerance = max(1.0, *result.mapping.scale)
+    polygon = mask_outline(mask, tolerance)
+    if polygon is None:
+        source_image = hd.sr.SourceImageForMeasurementGroup.from_source_image(header)
+        return hd.sr.MeasurementsAndQualitativeEvaluations(**content, source_images=[source_image])
+    outline = hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=polygon,
+        source_image=hd.sr.SourceImageForRegion.from_source_image(header),
+    )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        **content, referenced_region=outline
     )
 
 
@@ -131,10 +158,27 @@ def _global_measurements(result: BrixiaResult) -> hd.sr.ContainerContentItem:
     return container
 
 
+def region_text(region: Region, result: BrixiaResult) -> str:
+    """One plain-language line with a region's score and the model's probability of each score."""
+    probabilities = ", ".join(
+        f"{score} {100.0 * float(p):.1f} %"
+        for score, p in enumerate(result.probabilities[region.name])
+    )
+    score = f"{result.region_scores[region.name]}/{SCORE_LEVELS - 1}"
+    return (
+        f"Region {region.name} ({region.lung} lung, {region.zone} zone): score {score}; "
+        f"probability of score {probabilities}."
+    )
+
+
 def _qualitative_evaluations(result: BrixiaResult) -> hd.sr.ContainerContentItem:
     """TID 1500 "Qualitative Evaluations": the summary and each safety warning as TEXT."""
     contains = hd.sr.RelationshipTypeValues.CONTAINS
     items = [hd.sr.TextContentItem(codes.DCM.Summary, summary_text(result), contains)]
+    items += [
+        hd.sr.TextContentItem(codes.DCM.Finding, region_text(region, result), contains)
+        for region in REGIONS
+    ]
     items += [
         hd.sr.TextContentItem(codes.DCM.Comment, line, contains) for line in safety_lines(result)
     ]
@@ -145,10 +189,14 @@ def _qualitative_evaluations(result: BrixiaResult) -> hd.sr.ContainerContentItem
 
 def measurement_report(header: Dataset, result: BrixiaResult) -> hd.sr.MeasurementReport:
     """The TID 1500 content tree for one scored radiograph."""
+    labels = result.to_source(result.region_map, labels=True)
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=CHEST_XRAY,
-        imaging_measurements=[_region_group(region, header, result) for region in REGIONS],
+        imaging_measurements=[
+            _region_group(region, header, result, labels == index)
+            for index, region in enumerate(REGIONS, start=1)
+        ],
     )
     report[0].ContentSequence.append(_global_measurements(result))
     report[0].ContentSequence.append(_qualitative_evaluations(result))

@@ -5,6 +5,8 @@ import io
 
 import pydicom
 
+from dicom_node.outputs.overlay import OVERLAY_SERIES_NUMBER
+from dicom_node.outputs.sr import SR_SERIES_NUMBER
 from tests.conftest import FUJI_CR, require_path
 from tests.servers import LOOPBACK, listening, node_process, orthanc_server, wait_until
 from tests.sr_reading import brixia_scores, referenced_sop_instances
@@ -32,20 +34,19 @@ def test_orthanc_push_returns_sr_and_overlay_in_the_same_study(tmp_path, broker_
             study = uploaded["ParentStudy"]
             orthanc.request("POST", "/modalities/node/store", {"Resources": [uploaded["ID"]], "Synchronous": True})
             wait_until(
-                lambda: len(orthanc.get(f"/studies/{study}/instances")) >= 3,
+                lambda: len(orthanc.get(f"/studies/{study}/instances")) >= 5,
                 SCORING_TIMEOUT_S, "the SR and overlay in Orthanc", interval=1.0,
             )
             series = orthanc.get(f"/studies/{study}/series")
             modalities = sorted(s["MainDicomTags"]["Modality"] for s in series)
-            assert modalities == sorted([source.Modality, "SR", "OT"])
-            outputs = {}
-            for one in series:
-                if one["MainDicomTags"]["Modality"] in ("SR", "OT"):
-                    (instance,) = one["Instances"]
-                    outputs[one["MainDicomTags"]["Modality"]] = instance
-            sr = _download(orthanc, outputs["SR"])
-            overlay = _download(orthanc, outputs["OT"])
-            preview = orthanc.get(f"/instances/{outputs['OT']}/preview")
+            # default outputs: SR, overlay and explainability captures (OT), segmentation
+            assert modalities == sorted([source.Modality, "SR", "OT", "OT", "SEG"])
+            by_number = {int(s["MainDicomTags"].get("SeriesNumber", 0)): s["Instances"] for s in series}
+            (sr_id,) = by_number[SR_SERIES_NUMBER]
+            (overlay_id,) = by_number[OVERLAY_SERIES_NUMBER]
+            sr = _download(orthanc, sr_id)
+            overlay = _download(orthanc, overlay_id)
+            preview = orthanc.get(f"/instances/{overlay_id}/preview")
     assert sr.StudyInstanceUID == overlay.StudyInstanceUID == source.StudyInstanceUID
     assert source.SOPInstanceUID in referenced_sop_instances(sr)
     regions, global_score = brixia_scores(sr)

@@ -36,7 +36,7 @@ def test_restarted_node_processes_what_was_received_before(tmp_path, fuji_cr, br
         arguments = _node_arguments(spool, node_port, broker_url, f"RESULTS@{LOOPBACK}:{destination_port}")
         with node_process(tmp_path / "node", arguments):
             wait_until(lambda: node_status(spool)[0]["state"] == "delivered", 180, "delivery after restart")
-    assert len([p for p in (tmp_path / "received").rglob("*") if p.is_file()]) == 2
+    assert len([p for p in (tmp_path / "received").rglob("*") if p.is_file()]) == 4  # SR, 2 SC, SEG
 
 
 def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broker_url, node_port):
@@ -58,4 +58,4 @@ def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broke
     assert receipt["attempts"] == 3
     assert f"NOBODY@{LOOPBACK}:{closed_port} failed 3 times" in receipt["reason"]
     assert receipt["global_score"] is not None  # scored; outputs kept in the spool
-    assert len(list((spool / "outputs").rglob("*.dcm"))) == 2
+    assert len(list((spool / "outputs").rglob("*.dcm"))) == 4

@@ -1,5 +1,6 @@
 """storescu sends several images on one association; the journal says which were scored and
-which were skipped, and why; results reach a dcmtk storescp destination."""
+which were skipped, and why; the configured outputs (here SR and overlay only) reach a dcmtk
+storescp destination."""
 
 import subprocess
 
@@ -44,7 +45,7 @@ def test_storescu_batch_is_triaged_scored_and_delivered(tmp_path, fuji_cr, broke
     spool = tmp_path / "spool"
     arguments = [
         "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--spool", str(spool),
-        "--broker-url", broker_url, "--untrained",
+        "--broker-url", broker_url, "--untrained", "--outputs", "sr", "--outputs", "overlay",
     ]
     with storescp_server(received, "RESULTS") as destination_port:
         arguments += ["--destination", f"RESULTS@{LOOPBACK}:{destination_port}"]

@@ -59,5 +59,5 @@ def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, no
             (receipt,) = node_status(spool)
     assert receipt["state"] == "delivered"
     received = [pydicom.dcmread(p) for p in (tmp_path / "received").rglob("*") if p.is_file()]
-    assert sorted(ds.Modality for ds in received) == ["OT", "SR"]
+    assert sorted(ds.Modality for ds in received) == ["OT", "OT", "SEG", "SR"]
     assert _log_mentions(workers / "second.log", "worker.tasks.infer[")

@@ -29,9 +29,16 @@ def test_config_file_from_environment(tmp_path, monkeypatch):
     assert str(settings.spool) == "/var/spool/dicom-node" and settings.untrained
 
 
+def test_outputs_are_configurable(monkeypatch):
+    assert load_settings().outputs == ["sr", "overlay", "explainability", "seg"]
+    monkeypatch.setenv("DICOM_NODE_OUTPUTS", "sr, overlay")
+    assert load_settings().outputs == ["sr", "overlay"]
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
+        ({"outputs": ["sr", "pdf"]}, "pdf"),
         ({"destination": "PACS:104"}, "AET@HOST:PORT"),
         ({"ae_title": "A" * 17}, "1-16"),
         ({"allow": ["OK", "BAD\\AE"]}, "1-16"),

@@ -1,18 +1,16 @@
-"""The node's DICOM outputs (SR and overlay) built from real radiographs and checked with
-highdicom, dicom3tools' dciodvfy and dcmtk's dsr2html."""
+"""The node's DICOM outputs built from real radiographs: identity, UIDs, the SR and the overlay,
+checked with highdicom, dicom3tools' dciodvfy and dcmtk's dsr2html."""
 
 import copy
 import dataclasses
 import re
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import (
@@ -20,108 +18,40 @@ from pydicom.uid import (
     Comprehensive3DSRStorage,
     ExplicitVRLittleEndian,
     SecondaryCaptureImageStorage,
+    SegmentationStorage,
 )
-from pydicom.valuerep import validate_value
 
-from dicom_node.outputs import build_outputs, build_overlay, build_sr
+from dicom_node.outputs import (
+    DEFAULT_OUTPUT_KINDS,
+    OUTPUT_KINDS,
+    build_outputs,
+    build_overlay,
+    build_sr,
+)
 from dicom_node.outputs.common import IDENTITY_KEYWORDS, RESEARCH_ONLY, reference_header
 from dicom_node.outputs.overlay import FILL_ALPHA, PALETTE, render_overlay
 from dicom_node.outputs.sr import (
     BRIXIA_GLOBAL_SCORE,
+    BRIXIA_PROBABILITIES,
     BRIXIA_REGION_SCORE,
     LATERALITY_CODES,
     ZONE_CODES,
 )
 from dicom_node.uids import derived_uid
-from inference import UNTRAINED_WARNING, BrixiaResult, Predictor
+from inference import UNTRAINED_WARNING, BrixiaResult
 from inference.geometry import FrameMapping
 from inference.preprocessing import display_copy, display_image_from_dataset
 from inference.regions import REGIONS
-from tests.conftest import CHEST_RADIOGRAPHS, DICOM_DATA, require_path, require_tool
+from tests.conftest import require_tool
+from tests.outputs.conftest import (
+    LONG_VALUE_WARNING,
+    NAMES,
+    dciodvfy_errors,
+    invalid_for_vr,
+)
 
-NAMES = sorted(CHEST_RADIOGRAPHS)
-# Identity values broken in a source (a 56-character Accession Number) are copied verbatim on
-# purpose; pydicom warns when such outputs are written.
-pytestmark = pytest.mark.filterwarnings("ignore:The value length .* exceeds:UserWarning")
-
-
-@dataclasses.dataclass
-class Built:
-    """One radiograph, its result, both outputs and their Part-10 files."""
-
-    source: Dataset
-    result: BrixiaResult
-    sr: Dataset
-    overlay: Dataset
-    files: dict[str, Path]
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor(allow_untrained=True, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def built(predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Built]:
-    """name -> :class:`Built` (built once per module)."""
-    cache: dict[str, Built] = {}
-    folder = tmp_path_factory.mktemp("outputs")
-
-    def get(name: str) -> Built:
-        if name not in cache:
-            source = pydicom.dcmread(require_path(DICOM_DATA / name))
-            result = predictor.predict(source)
-            sr, overlay = build_outputs(source, result)
-            files = {"sr": folder / f"{name}.sr.dcm", "overlay": folder / f"{name}.overlay.dcm"}
-            pydicom.dcmwrite(files["sr"], sr, enforce_file_format=True)
-            pydicom.dcmwrite(files["overlay"], overlay, enforce_file_format=True)
-            cache[name] = Built(source, result, sr, overlay, files)
-        return cache[name]
-
-    return get
-
-
-def _invalid_for_vr(element: pydicom.DataElement) -> bool:
-    values = element.value if element.VM > 1 else [element.value]
-    try:
-        for value in values:
-            validate_value(element.VR, str(value), config.RAISE)
-    except ValueError:
-        return True
-    return False
-
-
-def _tolerated_tags(source: Dataset) -> set[str]:
-    """dciodvfy tags of identity attributes that the source itself breaks (copied verbatim)."""
-    tags = set()
-    for keyword in IDENTITY_KEYWORDS:
-        if keyword in source and source[keyword].VM and _invalid_for_vr(source[keyword]):
-            tag = source[keyword].tag
-            tags.add(f"(0x{tag.group:04x},0x{tag.element:04x})")
-    return tags
-
-
-def _dciodvfy_errors(path: Path, source: Dataset) -> list[str]:
-    """dciodvfy's Error lines, less those about identity values broken in the source."""
-    run = subprocess.run(
-        [require_tool("dciodvfy"), str(path)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    lines = (run.stdout + run.stderr).splitlines()
-    print("\n".join(line for line in lines if line.startswith("Warning")))
-    tolerated = _tolerated_tags(source)
-    errors = [line for line in lines if line.startswith("Error")]
-    inherited = [line for line in errors if any(tag in line for tag in tolerated)]
-    if inherited:
-        print("inherited from the source:", *inherited, sep="\n")
-        errors = [line for line in errors if line not in inherited]
-        errors.remove(
-            "Error - Dicom dataset contains invalid data values for Value Representations"
-        )
-    return errors
+pytestmark = pytest.mark.filterwarnings(f"ignore:{LONG_VALUE_WARNING}:UserWarning")
+SAMPLE = "cr_mono1_explicit_fuji_small.dcm"
 
 
 def _content_items(items: pydicom.Sequence) -> Iterator[Dataset]:
@@ -148,21 +78,13 @@ def test_derived_uid_is_deterministic_valid_and_unambiguous() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_output_uids_are_deterministic_and_model_specific(name: str, built) -> None:
+def test_output_uids_are_distinct_and_model_specific(name: str, built) -> None:
     data = built(name)
-    source, result = data.source, data.result
-    sr, overlay = data.sr, data.overlay
-    assert build_sr(source, result).SOPInstanceUID == sr.SOPInstanceUID
-    assert build_overlay(source, result).SOPInstanceUID == overlay.SOPInstanceUID
-    uids = {
-        sr.SOPInstanceUID,
-        overlay.SOPInstanceUID,
-        sr.SeriesInstanceUID,
-        overlay.SeriesInstanceUID,
-        source.SOPInstanceUID,
-        source.SeriesInstanceUID,
-    }
-    assert len(uids) == 6
+    source, result, sr = data.source, data.result, data.outputs["sr"]
+    uids = {source.SOPInstanceUID, source.SeriesInstanceUID}
+    for output in data.outputs.values():
+        uids |= {output.SOPInstanceUID, output.SeriesInstanceUID}
+    assert len(uids) == 2 + 2 * len(OUTPUT_KINDS)
     other_version = build_sr(source, dataclasses.replace(result, model_version="9.9.9"))
     assert other_version.SOPInstanceUID != sr.SOPInstanceUID
     assert other_version.SeriesInstanceUID != sr.SeriesInstanceUID
@@ -176,21 +98,32 @@ def test_output_uids_are_deterministic_and_model_specific(name: str, built) -> N
     assert sibling_sr.SOPInstanceUID != sr.SOPInstanceUID
 
 
-# --- Both outputs ---------------------------------------------------------------------------
+def test_output_uids_are_deterministic(built) -> None:
+    data = built(SAMPLE)
+    again = build_outputs(data.source, data.result)
+    assert [output.SOPInstanceUID for output in again] == [
+        output.SOPInstanceUID for output in data.outputs.values()
+    ]
+    assert [output.SeriesInstanceUID for output in again] == [
+        output.SeriesInstanceUID for output in data.outputs.values()
+    ]
 
 
-@pytest.mark.parametrize("kind", ["sr", "overlay"])
+# --- Every output ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", OUTPUT_KINDS)
 @pytest.mark.parametrize("name", NAMES)
 def test_outputs_pass_dciodvfy(name: str, kind: str, built) -> None:
     data = built(name)
-    assert _dciodvfy_errors(data.files[kind], data.source) == []
+    assert dciodvfy_errors(data.files[kind], data.source) == []
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_outputs_copy_patient_and_study(name: str, built) -> None:
     data = built(name)
     source = data.source
-    for kind in ("sr", "overlay"):
+    for kind in OUTPUT_KINDS:
         output = pydicom.dcmread(data.files[kind])
         assert output.StudyInstanceUID == source.StudyInstanceUID
         for keyword in (
@@ -205,13 +138,15 @@ def test_outputs_copy_patient_and_study(name: str, built) -> None:
         ):
             if keyword not in source:
                 continue
-            if keyword in IDENTITY_KEYWORDS or not _invalid_for_vr(source[keyword]):
+            if keyword in IDENTITY_KEYWORDS or not invalid_for_vr(source[keyword]):
                 assert output[keyword].value == source[keyword].value, (kind, keyword)
             else:  # broken in the source and not needed to file the output: left empty
                 assert not output[keyword].value, (kind, keyword)
         assert ("SpecificCharacterSet" in output) == ("SpecificCharacterSet" in source)
         assert output.Manufacturer == "dicom-node"
         assert output.ContentQualification == "RESEARCH"
+        assert output.SoftwareVersions == data.result.model_version
+        assert UNTRAINED_WARNING in output.SeriesDescription  # the test model is untrained
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
@@ -231,39 +166,70 @@ def test_reference_header_keeps_identity_and_empties_broken_values() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_build_outputs_gives_sr_then_overlay(name: str, built) -> None:
-    data = built(name)
-    sr, overlay = data.sr, data.overlay
-    assert sr.SOPClassUID == Comprehensive3DSRStorage and sr.Modality == "SR"
-    assert overlay.SOPClassUID == SecondaryCaptureImageStorage
-    assert overlay.Modality not in ("CR", "DX")
+def test_build_outputs_gives_every_kind_in_its_own_series(name: str, built) -> None:
+    outputs = built(name).outputs
+    assert tuple(outputs) == OUTPUT_KINDS == DEFAULT_OUTPUT_KINDS
+    assert OUTPUT_KINDS == ("sr", "overlay", "explainability", "seg")
+    classes = {kind: (output.SOPClassUID, output.Modality) for kind, output in outputs.items()}
+    assert classes == {
+        "sr": (Comprehensive3DSRStorage, "SR"),
+        "overlay": (SecondaryCaptureImageStorage, "OT"),
+        "explainability": (SecondaryCaptureImageStorage, "OT"),
+        "seg": (SegmentationStorage, "SEG"),
+    }
+    assert len({output.SeriesNumber for output in outputs.values()}) == len(OUTPUT_KINDS)
+
+
+def test_build_outputs_builds_the_chosen_kinds(built) -> None:
+    data = built(SAMPLE)
+    chosen = build_outputs(data.source, data.result, ["seg", "sr"])
+    assert [output.Modality for output in chosen] == ["SR", "SEG"]  # in OUTPUT_KINDS order
+    assert chosen[1].SOPInstanceUID == data.outputs["seg"].SOPInstanceUID
+    assert build_outputs(data.source, data.result, []) == []
+    with pytest.raises(ValueError, match="pdf"):
+        build_outputs(data.source, data.result, ["sr", "pdf"])
 
 
 # --- SR -------------------------------------------------------------------------------------
 
 
+def _region_groups(sr: hd.sr.Comprehensive3DSR) -> dict[str, object]:
+    """Tracking identifier -> measurement group, planar ROI (TID 1410) or not (TID 1501)."""
+    groups = [
+        *sr.content.get_planar_roi_measurement_groups(),
+        *sr.content.get_image_measurement_groups(),
+    ]
+    return {group.tracking_identifier: group for group in groups}
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_sr_holds_region_and_global_scores(name: str, built) -> None:
+def test_sr_holds_region_scores_probabilities_and_global_score(name: str, built) -> None:
     data = built(name)
     source, result = data.source, data.result
     sr = hd.sr.srread(data.files["sr"])
-    groups = sr.content.get_image_measurement_groups()
-    by_region = {group.tracking_identifier: group for group in groups}
+    by_region = _region_groups(sr)
     assert sorted(by_region) == [f"Brixia region {region.name}" for region in REGIONS]
+    assert not sr.content.get_image_measurement_groups()  # every region has pixels: TID 1410
     values = {}
     for region in REGIONS:
         group = by_region[f"Brixia region {region.name}"]
         (measurement,) = group.get_measurements(name=BRIXIA_REGION_SCORE)
         values[region.name] = measurement.value
         assert measurement.unit.value == "{score}"
+        shown = []
+        for code in BRIXIA_PROBABILITIES:
+            (probability,) = group.get_measurements(name=code)
+            assert probability.unit.value == "%"
+            shown.append(probability.value)
+        assert np.allclose(shown, 100 * np.array(result.probabilities[region.name]), atol=0.051)
         (site,) = group.finding_sites
         assert site.value == ZONE_CODES[region.zone]
         assert site.laterality == LATERALITY_CODES[region.lung]
-        (image,) = group.source_images
+        (image,) = group.roi.ContentSequence  # SELECTED FROM the radiograph
         assert image.referenced_sop_instance_uid == source.SOPInstanceUID
         assert UID(group.tracking_uid).is_valid
     assert values == {name: float(score) for name, score in result.region_scores.items()}
-    assert len({group.tracking_uid for group in groups}) == len(REGIONS)
+    assert len({group.tracking_uid for group in by_region.values()}) == len(REGIONS)
     globals_ = [
         item
         for item in _content_items(sr.ContentSequence)
@@ -280,6 +246,40 @@ def test_sr_holds_region_and_global_scores(name: str, built) -> None:
         source.SOPInstanceUID,
         source.SOPClassUID,
     ) in evidence
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sr_outlines_each_region_on_the_radiograph(name: str, built) -> None:
+    data = built(name)
+    source, result = data.source, data.result
+    by_region = _region_groups(hd.sr.srread(data.files["sr"]))
+    labels = result.to_source(result.region_map, labels=True)
+    assert labels.shape == (source.Rows, source.Columns)
+    for index, region in enumerate(REGIONS, start=1):
+        roi = by_region[f"Brixia region {region.name}"].roi
+        assert roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+        points = roi.value  # (column, row), PS3.3 C.18.6.1.2
+        assert len(points) >= 4 and np.array_equal(points[0], points[-1])  # closed
+        assert points.min() >= 0
+        assert points[:, 0].max() <= source.Columns and points[:, 1].max() <= source.Rows
+        rows, cols = np.nonzero(labels == index)
+        pixel_box = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)  # pixel edges
+        polygon_box = (*points.min(axis=0), *points.max(axis=0))
+        assert np.allclose(polygon_box, pixel_box, atol=2), (region.name, polygon_box, pixel_box)
+
+
+def test_sr_region_without_pixels_has_a_group_without_outline(built) -> None:
+    data = built(SAMPLE)
+    region_map = data.result.region_map.copy()
+    region_map[region_map == 6] = 0  # the model found no lung in region F
+    built_sr = build_sr(data.source, dataclasses.replace(data.result, region_map=region_map))
+    sr = hd.sr.Comprehensive3DSR.from_dataset(built_sr)
+    assert len(sr.content.get_planar_roi_measurement_groups()) == 5
+    (group,) = sr.content.get_image_measurement_groups()
+    assert group.tracking_identifier == "Brixia region F"
+    (image,) = group.source_images
+    assert image.referenced_sop_instance_uid == data.source.SOPInstanceUID
+    assert group.get_measurements(name=BRIXIA_REGION_SCORE)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -329,6 +329,13 @@ def test_sr_renders_scores_with_dsr2html(name: str, built) -> None:
         assert shown and float(shown.group(1)) == result.region_scores[region.name]
     regions = ", ".join(f"{name} {score}" for name, score in result.region_scores.items())
     assert f"Brixia score {result.global_score}/18 ({regions})" in text
+    for region in REGIONS:
+        p0 = 100 * result.probabilities[region.name][0]
+        line = (
+            f"Region {region.name} ({region.lung} lung, {region.zone} zone): score "
+            f"{result.region_scores[region.name]}/3; probability of score 0 {p0:.1f} %"
+        )
+        assert line in text
     assert RESEARCH_ONLY in text and UNTRAINED_WARNING in text
 
 
@@ -385,7 +392,7 @@ def test_overlay_untrained_warning_is_burned_in_only_when_untrained(name: str, b
     source, result = data.source, data.result
     trained = build_overlay(source, dataclasses.replace(result, untrained=False))
     assert UNTRAINED_WARNING not in trained.SeriesDescription
-    untrained_pixels = data.overlay.pixel_array
+    untrained_pixels = data.outputs["overlay"].pixel_array
     trained_pixels = trained.pixel_array
     band = untrained_pixels.shape[0] // 5
     assert not np.array_equal(untrained_pixels[:band], trained_pixels[:band])

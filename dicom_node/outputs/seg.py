@@ -1,0 +1,144 @@
+"""The Brixia segmentation: a Segmentation instance (PS3.3 A.51 Segmentation IOD, C.8.20) of the
+lungs and the six Brixia regions on the source radiograph, which viewers such as OHIF show as
+toggleable overlays.
+
+BINARY segmentation, one frame per segment, in the source image's pixel grid (the model's maps
+resampled to source pixels by nearest neighbour), referencing the source image. Segment 1 is both
+lungs, segments 2-7 regions A-F; each segment is coded (Segment Description macro, PS3.3
+C.8.20.4): category "Anatomical Structure" (CID 7150), type the lung or lung zone (CID 6171),
+laterality as type modifier (CID 244), algorithm type AUTOMATIC with the model's identification
+(Algorithm Identification macro, family "Artificial Intelligence" of CID 7162), and the region's
+tracking identifier and UID, the same as in the SR. Regions take the overlay's colour for their
+score as recommended display colour.
+
+A projection radiograph has no Frame of Reference: the SEG has none either, so it carries no plane
+position, orientation or pixel measures (its pixel grid is the source's, which holds the spacing),
+and Patient Orientation (Type 2C, PS3.3 C.7.6.1) is copied from the source instead.
+"""
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from dicom_node.outputs.common import (
+    CONTENT_QUALIFICATION,
+    MANUFACTURER,
+    copied_names_allowed,
+    instance_number,
+    output_uids,
+    reference_header,
+    series_description,
+    tracking_uid,
+)
+from dicom_node.outputs.overlay import PALETTE
+from dicom_node.outputs.sr import LATERALITY_CODES, ZONE_CODES
+from inference import BrixiaResult
+from inference.regions import REGIONS
+
+SEG_SERIES_NUMBER = 9704
+ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure  # 91723000, CID 7150
+LUNGS_COLOUR = (86, 180, 233)  # Okabe & Ito sky blue, not one of the score colours
+LUNGS_TRACKING_ID = "Lungs"
+CONTENT_LABEL = "BRIXIA"
+
+
+def segment_masks(result: BrixiaResult) -> np.ndarray:
+    """(1, rows, cols, 7) bool in source pixels: both lungs, then regions A-F."""
+    labels = result.to_source(result.region_map, labels=True)
+    lungs = result.to_source(result.lung_mask, labels=True) > 0
+    regions = [labels == index for index in range(1, len(REGIONS) + 1)]
+    return np.stack([lungs, *regions], axis=-1)[None]
+
+
+def _segment(
+    number: int,
+    label: str,
+    anatomy: tuple[Code, Code],
+    tracking: tuple[str, str],
+    colour: tuple[int, int, int],
+    result: BrixiaResult,
+) -> hd.seg.SegmentDescription:
+    """Segment Description of one segment: ``anatomy`` (type, laterality modifier), ``tracking``
+    (identifier, UID)."""
+    kind, laterality = anatomy
+    description = hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=label,
+        segmented_property_category=ANATOMICAL_STRUCTURE,
+        segmented_property_type=kind,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name=result.model_name,
+            family=codes.cid7162.ArtificialIntelligence,
+            version=result.model_version,
+            source=MANUFACTURER,
+            parameters={"weights sha256": result.weights_sha256},
+        ),
+        tracking_id=tracking[0],
+        tracking_uid=tracking[1],
+        display_color=hd.color.CIELabColor.from_rgb(*colour),
+    )
+    # Laterality modifies the type: nested in its item (PS3.3 Table C.8.20-4).
+    description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+        hd.sr.CodedConcept.from_code(laterality)
+    ]
+    return description
+
+
+def segment_descriptions(source: Dataset, result: BrixiaResult) -> list[hd.seg.SegmentDescription]:
+    """Segment 1: both lungs; segments 2-7: Brixia regions A-F."""
+    lungs = _segment(
+        1,
+        "Lungs",
+        (codes.SCT.Lung, codes.SCT.Bilateral),
+        (LUNGS_TRACKING_ID, tracking_uid(source, result, "lungs")),
+        LUNGS_COLOUR,
+        result,
+    )
+    regions = []
+    for number, region in enumerate(REGIONS, start=2):
+        score = result.region_scores[region.name]
+        regions.append(
+            _segment(
+                number,
+                f"Brixia {region.name} ({region.lung} {region.zone}) score {score}",
+                (ZONE_CODES[region.zone], LATERALITY_CODES[region.lung]),
+                (f"Brixia region {region.name}", tracking_uid(source, result, region.name)),
+                PALETTE[score],
+                result,
+            )
+        )
+    return [lungs, *regions]
+
+
+def build_seg(source: Dataset, result: BrixiaResult) -> hd.seg.Segmentation:
+    """Binary Segmentation of the lungs and the Brixia regions of ``source``, in its study."""
+    header = reference_header(source)
+    # Source header without Pixel Spacing: highdicom would make it the SEG's Pixel Measures, which
+    # it cannot read back without a Slice Thickness (none exists for a projection radiograph).
+    header.pop("PixelSpacing", None)
+    series_uid, sop_uid = output_uids(source, result, "seg")
+    with copied_names_allowed():
+        seg = hd.seg.Segmentation(
+            source_images=[header],
+            pixel_array=segment_masks(result),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=segment_descriptions(source, result),
+            series_instance_uid=series_uid,
+            series_number=SEG_SERIES_NUMBER,
+            sop_instance_uid=sop_uid,
+            instance_number=instance_number(source),
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=result.model_name,
+            software_versions=result.model_version,
+            device_serial_number=result.weights_sha256,
+            content_label=CONTENT_LABEL,
+            content_description=f"{result.model_name} lungs and Brixia regions"[:64],
+            omit_empty_frames=False,
+            series_description=series_description(result, "Brixia regions"),
+            content_qualification=CONTENT_QUALIFICATION,
+        )
+    seg.PatientOrientation = header.get("PatientOrientation")
+    return seg
