@@ -100,10 +100,12 @@ def mask_outline(mask: np.ndarray, tolerance: float = 1.0) -> np.ndarray | None:
     component's extreme points are always kept, so the polygon's bounding box is exactly the
     component's.
     """
-    loops = _loops(np.asarray(mask, dtype=bool))
-    if not loops:
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
         return None
-    ring = max(loops, key=_signed_area)
+    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # trace only the bounding box
+    ring = max(_loops(crop), key=_signed_area) + np.array([cols[0], rows[0]], dtype=np.float64)
     ring = np.roll(ring, -int(np.argmin(ring[:, 0])), axis=0)  # start at the leftmost point
     closed = np.vstack([ring, ring[:1]])
     extremes = [0, np.argmin(ring[:, 1]), np.argmax(ring[:, 0]), np.argmax(ring[:, 1]), len(ring)]

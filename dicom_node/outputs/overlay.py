@@ -42,12 +42,13 @@ def _tint_regions(
     display: np.ndarray, labels: np.ndarray, result: BrixiaResult, thickness: int
 ) -> np.ndarray:
     """Grey display -> RGB with each region filled translucently and outlined in its score colour."""
-    rgb = np.repeat(display[..., None].astype(np.float32), 3, axis=2)
+    colours = np.zeros((len(REGIONS) + 1, 3), dtype=np.float32)  # label -> score colour
     for index, region in enumerate(REGIONS, start=1):
-        mask = labels == index
-        colour = np.array(PALETTE[result.region_scores[region.name]], dtype=np.float32)
-        rgb[mask] = (1.0 - FILL_ALPHA) * rgb[mask] + FILL_ALPHA * colour
-        rgb[outline(mask, thickness)] = colour
+        colours[index] = PALETTE[result.region_scores[region.name]]
+    alpha = np.where(labels > 0, FILL_ALPHA, 0.0).astype(np.float32)[..., None]
+    rgb = (1.0 - alpha) * display[..., None].astype(np.float32) + alpha * colours[labels]
+    for index in range(1, len(REGIONS) + 1):
+        rgb[outline(labels == index, thickness)] = colours[index]
     return np.round(rgb).astype(np.uint8)
 
 
