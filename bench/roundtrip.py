@@ -6,7 +6,8 @@
     Reported as our throughput / storescp's, median of alternating rounds.
 (b) Latency: Orthanc C-STOREs an image to the node (``/modalities/node/store``) -> the SR is in
     Orthanc, p50/p95 over 20 images sent one at a time, minus the model compute of the same image
-    measured in this process (Predictor.predict, untrained weights: same cost as trained).
+    measured in this process (Predictor.predict, untrained weights: same cost as trained); once
+    with SR + overlay (issue 3) and once with the default four outputs.
 
     .venv/bin/python bench/roundtrip.py [--write docs/benchmarks.md]
 """
@@ -45,6 +46,7 @@ from tests.servers import (  # noqa: E402
 
 FILES = 40
 LATENCY_IMAGES = 20
+OUTPUT_SETS = (("sr", "overlay"), ("sr", "overlay", "explainability", "seg"))  # issue 3's pair, default
 ROUNDS = 3
 SIDE = 2048
 NODE_AET = "BENCH_NODE"
@@ -99,19 +101,23 @@ def receive_ratio(work: Path, files: list[Path]) -> tuple[float, float, float]:
     return storescp_s, node_s, storescp_s / node_s
 
 
-def push_latencies(work: Path, files: list[Path]) -> list[float]:
-    """Seconds from Orthanc's store request to the SR being in Orthanc, per image (first = warm-up)."""
+def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> list[float]:
+    """Seconds from Orthanc's store request to the SR being in Orthanc, per image, with the node
+    building ``outputs``; the first image warms the worker up and is dropped."""
     node_port = free_port()
     latencies = []
-    with redis_server(work / "redis-latency") as broker, orthanc_server(
-        work / "orthanc", {"node": (NODE_AET, LOOPBACK, node_port)}
+    name = "-".join(outputs)
+    with redis_server(work / f"redis-{name}") as broker, orthanc_server(
+        work / f"orthanc-{name}", {"node": (NODE_AET, LOOPBACK, node_port)}
     ) as orthanc:
         arguments = [
             "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--spool",
-            str(work / "spool-latency"), "--broker-url", broker, "--untrained",
+            str(work / f"spool-{name}"), "--broker-url", broker, "--untrained",
             "--destination", f"ORTHANC@{LOOPBACK}:{orthanc.dicom_port}",
         ]
-        with node_process(work / "node-latency", arguments):
+        for kind in outputs:
+            arguments += ["--outputs", kind]
+        with node_process(work / f"node-{name}", arguments):
             wait_until(lambda: listening(node_port), 60, "node")
             for path in files:
                 uploaded = orthanc.request("POST", "/instances", path.read_bytes())
@@ -126,6 +132,14 @@ def push_latencies(work: Path, files: list[Path]) -> list[float]:
                 )
                 latencies.append(time.perf_counter() - start)
     return latencies[1:]
+
+
+def latency_line(outputs: tuple[str, ...], latencies: list[float], compute: float) -> str:
+    p50, p95 = float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95))
+    return (
+        f"  - outputs {', '.join(outputs)}: p50 {p50 * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms; "
+        f"**overhead beyond compute at p50 = {(p50 - compute) * 1e3:.0f} ms** (latency/compute {p50 / compute:.2f})"
+    )
 
 
 def model_compute(path: Path) -> float:
@@ -148,10 +162,8 @@ def main() -> None:
         work = Path(temporary)
         files = radiograph_files(work / "files", FILES)
         storescp_s, node_s, ratio = receive_ratio(work, files)
-        latencies = push_latencies(work, files[: LATENCY_IMAGES + 1])
+        latencies = {outputs: push_latencies(work, files[: LATENCY_IMAGES + 1], outputs) for outputs in OUTPUT_SETS}
         compute = model_compute(files[0])
-    p50 = float(np.percentile(latencies, 50))
-    p95 = float(np.percentile(latencies, 95))
     megabytes = FILES * SIDE * SIDE * 2 / 2**20
     text = "\n".join([
         f"### Round trip, {datetime.date.today().isoformat()}",
@@ -162,10 +174,10 @@ def main() -> None:
         f"- Receive, {FILES} files of {SIDE}x{SIDE} 16-bit ({megabytes:.0f} MiB), one storescu association, "
         f"median of {ROUNDS} rounds: storescp {storescp_s:.2f} s, dicom-node (fsync + journal) {node_s:.2f} s; "
         f"**throughput ratio node/storescp = {ratio:.2f}** (target >= 1.0).",
-        f"- Orthanc push -> SR in Orthanc over {len(latencies)} images sent one at a time (after one warm-up): "
-        f"p50 {p50 * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms; model compute (Predictor.predict on the same "
-        f"image, this process) {compute * 1e3:.0f} ms; **overhead beyond compute at p50 = "
-        f"{(p50 - compute) * 1e3:.0f} ms** (ratio latency/compute {p50 / compute:.2f}; target overhead < 300 ms).",
+        f"- Orthanc push -> SR in Orthanc, {LATENCY_IMAGES} images sent one at a time after one warm-up; "
+        f"model compute (Predictor.predict on the same image in this process: preprocessing, network, "
+        f"maps) {compute * 1e3:.0f} ms. Target: overhead beyond compute < 300 ms.",
+        *[latency_line(outputs, values, compute) for outputs, values in latencies.items()],
         "",
     ])
     print(text)
