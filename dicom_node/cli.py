@@ -177,7 +177,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue from OUT.checkpoint")] = False,
 ) -> None:
     """Train BS-Net "from the part to the whole" and write a weights file (research use only)."""
-    from inference.datasets import DatasetError, load_folder
+    from inference.datasets import load_folder
     from inference.device import select_device
     from inference.training import EpochLog, TrainingConfig
     from inference.training import train as run_training
@@ -188,7 +188,7 @@ def train(
             seed=seed, folds=folds, val_fraction=val_fraction, label=label,
         )
         tensors = load_folder(data, input_size)
-    except (ValueError, DatasetError) as error:
+    except ValueError as error:  # includes DatasetError
         error_console.print(f"[red]cannot train:[/red] {error}")
         raise typer.Exit(2) from error
     masked = int(tensors.has_mask.sum())
@@ -223,13 +223,12 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="images per batch")] = 8,
 ) -> None:
     """Score an annotated folder and print agreement figures with human and constant baselines (JSON)."""
-    from inference.datasets import DatasetError
     from inference.errors import InferenceError
     from inference.report import evaluate_folder, write_report
 
     try:
         evaluation = evaluate_folder(data, weights, label=label, device=device, batch_size=batch_size)
-    except (ValueError, DatasetError, InferenceError, RuntimeError) as error:
+    except (ValueError, InferenceError, RuntimeError) as error:  # ValueError includes DatasetError
         error_console.print(f"[red]cannot evaluate:[/red] {error}")
         raise typer.Exit(2) from error
     if report is not None:

@@ -2,7 +2,7 @@
 beyond BS-Net"): a name, a version, an input spec and a network factory."""
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
@@ -31,6 +31,12 @@ class ModelSpec:
     version: str
     input_spec: InputSpec
     build: Callable[[], nn.Module]
+
+    def at_size(self, size: int) -> "ModelSpec":
+        """This model read at ``size`` x ``size`` (weights record the size they were trained at)."""
+        spec = self.input_spec
+        recipe = spec.preprocessing.replace(f"{spec.height}x{spec.width}", f"{size}x{size}")
+        return replace(self, input_spec=replace(spec, height=size, width=size, preprocessing=recipe))
 
 
 BSNET_SPEC = ModelSpec(

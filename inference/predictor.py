@@ -10,20 +10,38 @@ from pydicom.dataset import Dataset
 from inference.device import select_device
 from inference.errors import UntrainedModelError, WeightsError
 from inference.explainability import explainability_maps, lung_mask, region_label_map
+from inference.geometry import FrameMapping
 from inference.model_spec import BSNET_SPEC, ModelSpec
-from inference.preprocessing import PreparedImage, prepare_dataset, prepare_display, prepare_file
+from inference.preprocessing import (
+    PreparedImage,
+    model_input_from_display,
+    prepare_dataset,
+    prepare_display,
+    prepare_file,
+)
 from inference.regions import REGION_NAMES
 from inference.result import BrixiaResult
-from inference.weights import load_weights, tensors_sha256
+from inference.weights import WeightsMetadata, load_weights, tensors_sha256
 
 PredictorInput = Dataset | np.ndarray | PreparedImage | str | Path
 UNTRAINED_SEED = 0
 
 
 def prepare_input(item: PredictorInput, size: int) -> PreparedImage:
-    """Dataset, display array in [0, 1], image/DICOM path or PreparedImage -> PreparedImage."""
+    """Dataset, display array in [0, 1], image/DICOM path or PreparedImage -> PreparedImage.
+
+    A PreparedImage made for another input size (the node prepares at 512; weights may have been
+    trained at another size) is resized and equalised again, which approximates preparing the
+    source at ``size`` directly.
+    """
     if isinstance(item, PreparedImage):
-        return item
+        if item.model_input.shape == (size, size):
+            return item
+        return PreparedImage(
+            model_input=model_input_from_display(item.model_input, size),
+            mapping=FrameMapping(item.mapping.source_shape, size),
+            display=item.display,
+        )
     if isinstance(item, Dataset):
         return prepare_dataset(item, size)
     if isinstance(item, (str, Path)):
@@ -41,7 +59,8 @@ def build_untrained(spec: ModelSpec) -> torch.nn.Module:
 class Predictor:
     """BS-Net scorer.
 
-    ``Predictor(weights=PATH)`` loads and verifies a weights file; ``weights=None`` is refused
+    ``Predictor(weights=PATH)`` loads and verifies a weights file and reads images at the input size
+    recorded in it (``metadata``); ``weights=None`` is refused
     unless ``allow_untrained=True`` (results then say ``untrained=True``). ``device=None`` picks
     CUDA when present, else the CPU.
     """
@@ -57,8 +76,11 @@ class Predictor:
         self.spec = spec
         self.device = select_device(device)
         self.batch_size = batch_size
+        self.metadata: WeightsMetadata | None = None
         if weights is not None:
             loaded = load_weights(Path(weights), spec)
+            self.spec = spec.at_size(int(loaded.metadata.input_spec.get("height", spec.input_spec.height)))
+            self.metadata = loaded.metadata
             model = spec.build()
             try:
                 model.load_state_dict(loaded.state_dict, strict=True)

@@ -1,9 +1,158 @@
-"""One optimisation step of BS-Net's end-to-end scoring stage (paper Sec. 3.6, stage 3)."""
+"""Training BS-Net "from the part to the whole" (Signoroni et al. 2021; BSNET.md "Loss and training").
 
+Stage 1, segmentation pre-training: backbone + U-Net++ decoder on the images with lung masks,
+Dice + binary cross-entropy loss (Sec. 3.2). Stage 2, alignment pre-training: the spatial
+transformer alone learns to undo synthetic rotations/zooms/shifts of those images (Sec. 3.3,
+:mod:`inference.augment`), loss on the aligned lung map against the un-transformed mask. Stage 3,
+end-to-end scoring with :class:`~inference.loss.BrixiaScoreLoss` (Sec. 3.6); segmentation decoder
+and alignment block stay frozen, backbone, pyramid and heads learn.
+
+Validation: with ``folds >= 2``, k-fold cross-validation of stage 3 (each fold restarts from the
+pre-trained network; stages 1-2 use lung masks only, no scores, and run once), then a final
+stage 3 on all images gives the weights; otherwise one hold-out split (``val_fraction``).
+A checkpoint (model, optimizer, phase, epoch, RNG state, history) is written after every epoch
+and ``resume=True`` continues from it; every epoch draws its batches and augmentations from a
+generator seeded by (seed, phase, epoch), so a resumed run equals an uninterrupted one.
+"""
+
+import copy
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
 import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from inference.augment import SCORING_AUGMENTATION, SYNTHETIC_ALIGNMENT, augment_images, transform_pair
+from inference.bsnet.alignment import warp
+from inference.datasets import TensorSet
+from inference.evaluation import constant_scores, evaluation_report
 from inference.loss import BrixiaScoreLoss
+from inference.model_spec import BSNET_SPEC
+from inference.weights import metadata_for, save_weights
+
+log = logging.getLogger(__name__)
+
+STAGES = ("segmentation", "alignment", "scoring")
+STAGE_PARTS = {  # the BSNet children each stage trains; the others are frozen in eval mode
+    "segmentation": ("backbone", "segmentation"),
+    "alignment": ("alignment",),
+    "scoring": ("backbone", "pyramid", "heads"),
+}
+LEARNING_RATES = {"segmentation": 1e-3, "alignment": 1e-3, "scoring": 3e-4}
+CHECKPOINT_FORMAT = "dicom-node-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that determines a run (a resumed run must use the same values)."""
+
+    input_size: int = 512
+    stage_epochs: tuple[int, int, int] = (10, 10, 30)
+    batch_size: int = 8
+    seed: int = 0
+    folds: int = 0
+    val_fraction: float = 0.2
+    label: str = "senior"
+
+    def __post_init__(self) -> None:
+        if self.input_size % 32 or self.input_size < 64:
+            raise ValueError(f"input size must be a multiple of 32 and >= 64, got {self.input_size}")
+        if len(self.stage_epochs) != len(STAGES) or min(self.stage_epochs) < 0 or self.stage_epochs[-1] < 1:
+            raise ValueError(f"stage_epochs: {len(STAGES)} counts >= 0, scoring >= 1; got {self.stage_epochs}")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError("folds must be 0 (hold-out split) or at least 2")
+        if not self.folds and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One run of a stage: ``fold`` indexes the validation split; None trains on every image."""
+
+    stage: str
+    epochs: int
+    fold: int | None = None
+
+
+@dataclass
+class EpochLog:
+    phase: int
+    stage: str
+    fold: int | None
+    epoch: int
+    loss: float
+    val_mae: float | None
+
+
+@dataclass
+class TrainingResult:
+    model: nn.Module
+    metrics: dict
+    history: list[EpochLog] = field(default_factory=list)
+
+
+def train_mode(model: nn.Module, stage: str) -> None:
+    """Train mode and gradients for the parts ``stage`` trains; eval mode, no gradients elsewhere."""
+    model.train()
+    for name, child in model.named_children():
+        trainable = name in STAGE_PARTS[stage]
+        child.train(trainable)
+        child.requires_grad_(trainable)
+
+
+def soft_dice(probability: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean soft Dice coefficient over the batch of (B, 1, H, W) maps."""
+    intersection = (probability * target).sum(dim=(1, 2, 3))
+    total = probability.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+    return ((2.0 * intersection + eps) / (total + eps)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy + (1 - soft Dice) of lung logits against binary masks."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), masks)
+    return bce + 1.0 - soft_dice(torch.sigmoid(logits.float()), masks)
+
+
+def alignment_loss(aligned: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The same Dice + cross-entropy for an aligned lung probability map (no logits after warping)."""
+    bce = F.binary_cross_entropy(aligned.float().clamp(1e-6, 1.0 - 1e-6), targets)
+    return bce + 1.0 - soft_dice(aligned.float(), targets)
+
+
+def _optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def segmentation_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, masks: torch.Tensor
+) -> float:
+    """Stage 1: one step of backbone + U-Net++ on (B, 1, S, S) images and lung masks."""
+    train_mode(model, "segmentation")
+    logits = model.segmentation(model.backbone(images).skips)
+    return _optimise(optimizer, segmentation_loss(logits, masks))
+
+
+def alignment_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor
+) -> float:
+    """Stage 2: one step of the alignment block on transformed images, target = original masks."""
+    train_mode(model, "alignment")
+    with torch.no_grad():
+        lung = torch.sigmoid(model.segmentation(model.backbone(images).skips))
+    aligned = warp(lung, model.alignment(lung))
+    return _optimise(optimizer, alignment_loss(aligned, targets))
 
 
 def scoring_step(
@@ -13,10 +162,303 @@ def scoring_step(
     images: torch.Tensor,
     targets: torch.Tensor,
 ) -> float:
-    """Forward (B, 1, S, S) images, loss against (B, 6) scores 0-3, backward, step; returns the loss."""
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(images).score_logits, targets)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+    """Stage 3: forward (B, 1, S, S) images, loss against (B, 6) scores 0-3, backward, step."""
+    train_mode(model, "scoring")
+    return _optimise(optimizer, loss_fn(model(images).score_logits, targets))
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
+    """(N, 1, S, S) images -> (N, 6) most probable scores (as the Predictor reports them)."""
+    model.eval()
+    parts = [
+        model(images[start : start + batch_size].to(device)).score_logits.argmax(dim=-1).cpu()
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(parts).numpy()
+
+
+def validation_splits(count: int, config: TrainingConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, validation) index pairs: k folds, or one hold-out split; seeded shuffle."""
+    order = np.random.default_rng(config.seed).permutation(count)
+    if config.folds:
+        folds = np.array_split(order, config.folds)
+        return [(np.sort(np.concatenate(folds[:k] + folds[k + 1 :])), np.sort(folds[k])) for k in range(len(folds))]
+    held = max(1, round(count * config.val_fraction))
+    if held >= count:
+        raise ValueError(f"{count} images cannot be split for validation")
+    return [(np.sort(order[held:]), np.sort(order[:held]))]
+
+
+def plan_phases(config: TrainingConfig) -> list[Phase]:
+    """Stages 1-2 once, stage 3 per validation split, and a final stage 3 on all images for k-fold."""
+    segmentation, alignment, scoring = config.stage_epochs
+    phases = [Phase("segmentation", segmentation), Phase("alignment", alignment)]
+    phases += [Phase("scoring", scoring, fold) for fold in range(max(config.folds, 1))]
+    if config.folds:
+        phases.append(Phase("scoring", scoring, None))
+    return phases
+
+
+def _epoch_generator(seed: int, phase: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + phase * 1_009 + epoch)
+
+
+def _batches(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    order = torch.randperm(count, generator=generator)
+    for start in range(0, count, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    """Global RNG states as types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss)
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    random.setstate(state["python"])
+
+
+def _atomic_save(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class _Display:
+    """A rich progress bar (one task per phase) with the running loss and validation MAE."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val MAE {task.fields[val_mae]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+        )
+        self.task = None
+
+    def start(self, phase: Phase, total: int) -> None:
+        fold = "all images" if phase.fold is None else f"fold {phase.fold + 1}"
+        name = phase.stage if phase.stage != "scoring" else f"scoring ({fold})"
+        self.task = self.progress.add_task(name, total=total, loss="-", val_mae="-")
+
+    def update(self, advance: int, loss: float | None = None, val_mae: float | None = None) -> None:
+        fields = {}
+        if loss is not None:
+            fields["loss"] = f"{loss:.3f}"
+        if val_mae is not None:
+            fields["val_mae"] = f"{val_mae:.3f}"
+        self.progress.update(self.task, advance=advance, **fields)
+
+
+class Trainer:
+    """Runs :func:`plan_phases` on a :class:`TensorSet`, checkpointing after every epoch."""
+
+    def __init__(
+        self,
+        data: TensorSet,
+        config: TrainingConfig,
+        checkpoint: Path,
+        device: torch.device,
+        on_epoch: Callable[[EpochLog], None] | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.config, self.checkpoint, self.device = config, Path(checkpoint), device
+        labels = data.labels(config.label)
+        scored = (labels >= 0).all(dim=1).nonzero().flatten().numpy()
+        if len(scored) < 2:
+            raise ValueError(f"at least 2 images with {config.label} scores are needed, found {len(scored)}")
+        self.scored = data.subset(scored)
+        self.masked = data.subset(data.has_mask.nonzero().flatten().numpy())
+        self.splits = validation_splits(len(self.scored), config)
+        self.phases = plan_phases(config)
+        self.on_epoch = on_epoch
+        self.display = _Display(show_progress)
+        self.loss_fn = BrixiaScoreLoss()
+        _seed_everything(config.seed)
+        self.model = BSNET_SPEC.build().to(device)
+        self.pretrained: dict | None = None
+        self.out_of_fold = np.full((len(self.scored), 6), -1, dtype=np.int64)
+        self.history: list[EpochLog] = []
+        self.position = (0, 0)  # (phase index, epochs done in it)
+        self.optimizer = self._optimizer(self.phases[0].stage)
+
+    def _optimizer(self, stage: str) -> torch.optim.Optimizer:
+        parts = [getattr(self.model, name) for name in STAGE_PARTS[stage]]
+        return torch.optim.Adam([p for part in parts for p in part.parameters()], lr=LEARNING_RATES[stage])
+
+    def _save(self) -> None:
+        _atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": asdict(self.config),
+                "position": self.position,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "pretrained": self.pretrained,
+                "out_of_fold": torch.from_numpy(self.out_of_fold),
+                "history": [asdict(entry) for entry in self.history],
+                "rng": _rng_state(),
+            },
+            self.checkpoint,
+        )
+
+    def resume(self) -> None:
+        """Continue from the checkpoint file (same config required)."""
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{self.checkpoint} is not a training checkpoint")
+        saved = TrainingConfig(**{**state["config"], "stage_epochs": tuple(state["config"]["stage_epochs"])})
+        if saved != self.config:
+            raise ValueError(f"{self.checkpoint} was written with other settings: {saved}")
+        self.position = tuple(state["position"])
+        self.model.load_state_dict(state["model"])
+        current = self.phases[min(self.position[0], len(self.phases) - 1)]  # a finished run: the last
+        self.optimizer = self._optimizer(current.stage)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.pretrained = state["pretrained"]
+        self.out_of_fold = state["out_of_fold"].numpy()
+        self.history = [EpochLog(**entry) for entry in state["history"]]
+        _set_rng_state(state["rng"])
+
+    def run(self) -> TrainingResult:
+        """Train every remaining phase and return the final model with its validation figures."""
+        with self.display.progress:
+            start_phase, done = self.position
+            for index in range(start_phase, len(self.phases)):
+                self._run_phase(index, done if index == start_phase else 0)
+        return TrainingResult(self.model, self._metrics(), self.history)
+
+    def _run_phase(self, index: int, done: int) -> None:
+        phase = self.phases[index]
+        if done == 0:
+            if phase.stage == "scoring":
+                if self.pretrained is None:
+                    self.pretrained = copy.deepcopy(self.model.state_dict())
+                self.model.load_state_dict(self.pretrained)
+            self.optimizer = self._optimizer(phase.stage)
+        train, val = self._phase_data(phase)
+        if len(train) == 0 and phase.epochs:
+            log.warning("no images for the %s stage (lung masks missing?): skipped", phase.stage)
+            return
+        per_epoch = -(-len(train) // self.config.batch_size)
+        self.display.start(phase, per_epoch * phase.epochs)
+        self.display.update(per_epoch * done)
+        for epoch in range(done, phase.epochs):
+            generator = _epoch_generator(self.config.seed, index, epoch)
+            losses = []
+            for batch in _batches(len(train), self.config.batch_size, generator):
+                losses.append(self._step(phase.stage, train.subset(batch.numpy()), generator))
+                self.display.update(1, loss=losses[-1])
+            val_mae = self._validate(phase, val, final=epoch + 1 == phase.epochs)
+            self.display.update(0, loss=float(np.mean(losses)), val_mae=val_mae)
+            entry = EpochLog(index, phase.stage, phase.fold, epoch + 1, float(np.mean(losses)), val_mae)
+            self.history.append(entry)
+            self.position = (index, epoch + 1) if epoch + 1 < phase.epochs else (index + 1, 0)
+            self._save()
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
+
+    def _phase_data(self, phase: Phase) -> tuple[TensorSet, TensorSet | None]:
+        if phase.stage != "scoring":
+            return self.masked, None
+        if phase.fold is None:
+            return self.scored, None
+        train, val = self.splits[phase.fold]
+        return self.scored.subset(train), self.scored.subset(val)
+
+    def _step(self, stage: str, batch: TensorSet, generator: torch.Generator) -> float:
+        to = self.device
+        if stage == "segmentation":
+            images, masks = transform_pair(batch.images, batch.masks, SCORING_AUGMENTATION, generator)
+            return segmentation_step(self.model, self.optimizer, images.to(to), masks.to(to))
+        if stage == "alignment":
+            images, _ = transform_pair(batch.images, batch.masks, SYNTHETIC_ALIGNMENT, generator)
+            return alignment_step(self.model, self.optimizer, images.to(to), batch.masks.to(to))
+        images = augment_images(batch.images, generator).to(to)
+        targets = batch.labels(self.config.label).to(to)
+        return scoring_step(self.model, self.optimizer, self.loss_fn, images, targets)
+
+    def _validate(self, phase: Phase, val: TensorSet | None, final: bool) -> float | None:
+        if val is None:
+            return None
+        predicted = predict_scores(self.model, val.images, self.config.batch_size, self.device)
+        if final:
+            self.out_of_fold[self.splits[phase.fold][1]] = predicted
+        return float(np.abs(predicted - val.labels(self.config.label).numpy()).mean())
+
+    def _metrics(self) -> dict:
+        """Out-of-fold (or hold-out) figures with the human and constant baselines."""
+        label = self.config.label
+        evaluated = np.concatenate([val for _, val in self.splits])
+        constant = np.zeros_like(self.out_of_fold)
+        for train, val in self.splits:
+            constant[val] = constant_scores(self.scored.labels(label).numpy()[train])
+        other = self.scored.labels("junior" if label == "senior" else "senior").numpy()
+        labels = self.scored.labels(label).numpy()
+        report = evaluation_report(
+            self.out_of_fold[evaluated],
+            labels[evaluated],
+            other[evaluated],
+            constant[evaluated],
+            label,
+            "per-region lower median of each split's training labels",
+        )
+        report["validation"] = (
+            f"{self.config.folds}-fold cross-validation, out-of-fold predictions"
+            if self.config.folds
+            else f"hold-out split of {len(evaluated)} images"
+        )
+        final_training = np.arange(len(labels)) if self.config.folds else self.splits[0][0]
+        report["constant_scores"] = constant_scores(labels[final_training]).tolist()
+        return report
+
+
+def train(
+    data: TensorSet,
+    out: Path,
+    config: TrainingConfig,
+    device: torch.device,
+    resume: bool = False,
+    training_data: str = "",
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    show_progress: bool = False,
+) -> TrainingResult:
+    """Train on ``data``, checkpointing to ``OUT.checkpoint``; write the weights file ``out``."""
+    out = Path(out)
+    trainer = Trainer(data, config, checkpoint_path(out), device, on_epoch, show_progress)
+    if resume:
+        if not trainer.checkpoint.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from: {trainer.checkpoint}")
+        trainer.resume()
+    result = trainer.run()
+    metrics = {**result.metrics, "config": asdict(config)}
+    metadata = metadata_for(BSNET_SPEC.at_size(config.input_size), training_data, metrics)
+    save_weights(out, result.model.state_dict(), metadata)
+    return result
+
+
+def checkpoint_path(weights: Path) -> Path:
+    """Where the resumable checkpoint of a run writing ``weights`` lives."""
+    weights = Path(weights)
+    return weights.with_name(weights.name + ".checkpoint")

@@ -10,6 +10,7 @@ from dicom_node.cli import app
 from inference import BrixiaResult, Predictor, UntrainedModelError, WeightsError
 from inference.model_spec import BSNET_SPEC, ModelSpec
 from inference.predictor import build_untrained
+from inference.preprocessing import prepare_dataset
 from inference.regions import REGION_NAMES
 from inference.weights import load_weights, metadata_for, save_weights, tensors_sha256
 
@@ -133,3 +134,17 @@ def test_model_info_command_prints_parameters_and_flops():
     parameters = sum(p.numel() for p in build_untrained(BSNET_SPEC).parameters())
     assert f"{parameters:,}" in result.output
     assert "GFLOPs" in result.output
+
+
+def test_predictor_reads_images_at_the_size_the_weights_were_trained_at(tmp_path, fuji_cr):
+    path = tmp_path / "small.pt"
+    save_weights(path, build_untrained(BSNET_SPEC).state_dict(), metadata_for(BSNET_SPEC.at_size(256)))
+    predictor = Predictor(weights=path, device="cpu")
+    assert predictor.input_size == 256 and predictor.metadata.input_spec["height"] == 256
+    result = predictor.predict(pydicom.dcmread(fuji_cr))
+    assert result.lung_mask.shape == (256, 256) and result.explainability.shape == (6, 256, 256)
+    assert result.mapping.model_size == 256
+    assert result.to_source(result.region_map, labels=True).shape == (440, 440)
+    # the node prepares at 512 before it knows the weights: the predictor adapts the input
+    adapted = predictor.predict(prepare_dataset(pydicom.dcmread(fuji_cr)))
+    assert adapted.lung_mask.shape == (256, 256) and adapted.mapping == result.mapping
