@@ -1,4 +1,4 @@
-"""Random affine transforms for training (BS-Net paper Sec. 3.3; BSNET.md "Loss and training").
+"""Random affine transforms for training (BSNET.md "Loss and training").
 
 The synthetic alignment set ("alignment pre-training"): each radiograph and its
 lung mask are rotated by up to 25 degrees, scaled by up to 10 % and shifted by up to 10 %, the

@@ -2,7 +2,7 @@
 
 A folder holds ``images/`` (JPEG/PNG or DICOM files), ``annotations.csv`` (``filename``, the
 senior radiologist's ``S-A``..``S-F`` and optionally the junior's ``J-A``..``J-F``, 0-3 each,
-BS-Net paper Sec. 2) and optionally ``lung-masks/`` with ``index.csv`` (``image``, ``mask``)
+BSNET.md "Brixia score") and optionally ``lung-masks/`` with ``index.csv`` (``image``, ``mask``)
 mapping images to binary lung masks of the same size. Images go through the node's own
 preprocessing (:func:`inference.preprocessing.prepare_file`); masks are resized to the model input
 with the same geometry (the whole image to S x S, aspect not kept).

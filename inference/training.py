@@ -1,10 +1,10 @@
 """Training BS-Net "from the part to the whole" (Signoroni et al. 2021; BSNET.md "Loss and training").
 
 Stage 1, segmentation pre-training: backbone + U-Net++ decoder on the images with lung masks,
-Dice + binary cross-entropy loss (Sec. 3.2). Stage 2, alignment pre-training: the spatial
-transformer alone learns to undo synthetic rotations/zooms/shifts of those images (Sec. 3.3,
-:mod:`inference.augment`), loss on the aligned lung map against the un-transformed mask. Stage 3,
-end-to-end scoring with :class:`~inference.loss.BrixiaScoreLoss` (Sec. 3.6); segmentation decoder
+Dice + binary cross-entropy loss. Stage 2, alignment pre-training: the spatial
+transformer alone learns to undo synthetic rotations/zooms/shifts of those images (the paper's synthetic
+alignment set, :mod:`inference.augment`), loss on the aligned lung map against the un-transformed mask. Stage 3,
+end-to-end scoring with :class:`~inference.loss.BrixiaScoreLoss`; segmentation decoder
 and alignment block stay frozen, backbone, pyramid and heads learn.
 
 Validation: with ``folds >= 2``, k-fold cross-validation of stage 3 (each fold restarts from the
