@@ -101,9 +101,15 @@ def receive_ratio(work: Path, files: list[Path]) -> tuple[float, float, float]:
     return storescp_s, node_s, storescp_s / node_s
 
 
-def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> list[float]:
-    """Seconds from Orthanc's store request to the SR being in Orthanc, per image, with the node
-    building ``outputs``; the first image warms the worker up and is dropped."""
+def series_with_sr(orthanc, study: str) -> list[str] | None:
+    """Modalities of the study's series once one of them is an SR, else None."""
+    modalities = [one["MainDicomTags"].get("Modality") for one in orthanc.get(f"/studies/{study}/series")]
+    return modalities if "SR" in modalities else None
+
+
+def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> list[tuple[float, float]]:
+    """Seconds from Orthanc's store request to (the SR, every output) being in Orthanc, per image,
+    with the node building ``outputs``; the first image warms the worker up and is dropped."""
     node_port = free_port()
     latencies = []
     name = "-".join(outputs)
@@ -124,21 +130,23 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> l
                 study = uploaded["ParentStudy"]
                 start = time.perf_counter()
                 orthanc.request("POST", "/modalities/node/store", {"Resources": [uploaded["ID"]], "Synchronous": False})
-                wait_until(
-                    lambda s=study: any(
-                        one["MainDicomTags"].get("Modality") == "SR" for one in orthanc.get(f"/studies/{s}/series")
-                    ),
-                    300, "the SR", interval=0.02,
-                )
-                latencies.append(time.perf_counter() - start)
+                modalities = wait_until(lambda s=study: series_with_sr(orthanc, s), 300, "the SR", interval=0.02)
+                to_sr = time.perf_counter() - start
+                if len(modalities) < 1 + len(outputs):
+                    wait_until(lambda s=study: len(series_with_sr(orthanc, s) or []) >= 1 + len(outputs),
+                               300, "every output", interval=0.02)
+                latencies.append((to_sr, time.perf_counter() - start))
     return latencies[1:]
 
 
-def latency_line(outputs: tuple[str, ...], latencies: list[float], compute: float) -> str:
-    p50, p95 = float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95))
+def latency_line(outputs: tuple[str, ...], latencies: list[tuple[float, float]], compute: float) -> str:
+    to_sr, to_all = np.array(latencies).T
+    p50, p95 = float(np.percentile(to_sr, 50)), float(np.percentile(to_sr, 95))
+    all50 = float(np.percentile(to_all, 50))
     return (
-        f"  - outputs {', '.join(outputs)}: p50 {p50 * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms; "
-        f"**overhead beyond compute at p50 = {(p50 - compute) * 1e3:.0f} ms** (latency/compute {p50 / compute:.2f})"
+        f"  - outputs {', '.join(outputs)}: SR in Orthanc p50 {p50 * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms; "
+        f"**overhead beyond compute at p50 = {(p50 - compute) * 1e3:.0f} ms** (latency/compute {p50 / compute:.2f}); "
+        f"every output in Orthanc p50 {all50 * 1e3:.0f} ms"
     )
 
 

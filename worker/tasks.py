@@ -8,6 +8,7 @@ from typing import Any
 import pydicom
 from celery import chain
 from celery.exceptions import Ignore
+from pydicom.dataset import Dataset
 
 from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_files
@@ -60,23 +61,25 @@ def infer(message: dict[str, Any]) -> dict[str, Any]:
     return {"receipt_id": message["receipt_id"], "result": encode_result(result)}
 
 
-def _write_outputs(receipt_id: str, source_path: Path, message: dict[str, Any]) -> tuple[list[Path], list[str]]:
-    source = pydicom.dcmread(source_path)
-    outputs = build_outputs(source, decode_result(message["result"]), runtime.settings().outputs)
-    folder = runtime.settings().spool / "outputs" / receipt_id
+def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[Path]:
+    """Write each output durably into the receipt's output folder; returns the paths."""
     paths = []
-    for index, dataset in enumerate(outputs):
-        path = folder / f"{index}-{dataset.Modality.lower()}.dcm"
+    for dataset in datasets:
+        path = folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm"
         buffer = pydicom.filebase.DicomBytesIO()
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
         write_durably(path, buffer.getvalue())
         paths.append(path)
-    return paths, [str(dataset.SOPInstanceUID) for dataset in outputs]
+    return paths
 
 
 @app.task(name="worker.tasks.report", bind=True, max_retries=None)
 def report(self, message: dict[str, Any]) -> None:
-    """Build the SR and overlay, store them in the spool and C-STORE them (node queue)."""
+    """Build the configured outputs, store them in the spool and C-STORE them (node queue).
+
+    The SR is built and sent on its own first, so that the scores reach the PACS while the
+    images are still being drawn. Every output is stored even when delivery fails.
+    """
     receipt_id = message["receipt_id"]
     journal = runtime.journal()
     receipt = journal.get(receipt_id)
@@ -85,29 +88,36 @@ def report(self, message: dict[str, Any]) -> None:
     if "error" in message:
         _fail(receipt_id, message["error"])
     settings = runtime.settings()
-    paths, uids = _write_outputs(receipt_id, settings.spool / receipt.path, message)
-    result = message["result"]
-    journal.update(
-        receipt_id,
-        state=State.SCORED,
-        global_score=result["global_score"],
-        region_scores=result["region_scores"],
-        outputs=uids,
-    )
-    if receipt.destination is None:
+    source = pydicom.dcmread(settings.spool / receipt.path)
+    result = decode_result(message["result"])
+    destination = Destination.parse(receipt.destination) if receipt.destination else None
+    batches = [[kind for kind in settings.outputs if kind == "sr"], [kind for kind in settings.outputs if kind != "sr"]]
+    uids: list[str] = []
+    failure: Exception | None = None
+    for batch in filter(None, batches):
+        datasets = build_outputs(source, result, batch)
+        paths = _store_outputs(settings.spool / "outputs" / receipt_id, datasets)
+        uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
+        journal.update(
+            receipt_id, state=State.SCORED, global_score=result.global_score,
+            region_scores=result.region_scores, outputs=uids,
+        )
+        if destination is not None and failure is None:
+            try:
+                send_files(paths, destination, receipt.called_ae)
+            except (DispatchError, OSError) as error:
+                failure = error
+    if destination is None:
         journal.update(receipt_id, reason="no destination configured: outputs kept in the spool")
         return
-    destination = Destination.parse(receipt.destination)
-    try:
-        send_files(paths, destination, receipt.called_ae)
-    except (DispatchError, OSError) as error:
+    if failure is not None:
         attempts = receipt.attempts + 1
         if attempts > settings.delivery_retries:
             journal.update(
                 receipt_id, state=State.FAILED, attempts=attempts,
-                reason=f"delivery to {destination} failed {attempts} times: {error}",
+                reason=f"delivery to {destination} failed {attempts} times: {failure}",
             )
             return
-        journal.update(receipt_id, attempts=attempts, reason=f"delivery attempt {attempts} failed: {error}")
-        raise self.retry(countdown=min(2**attempts, MAX_BACKOFF_S), exc=error) from error
+        journal.update(receipt_id, attempts=attempts, reason=f"delivery attempt {attempts} failed: {failure}")
+        raise self.retry(countdown=min(2**attempts, MAX_BACKOFF_S), exc=failure)
     journal.update(receipt_id, state=State.DELIVERED, reason=None, attempts=receipt.attempts + 1)
