@@ -97,14 +97,27 @@ def _observation_context(result: BrixiaResult) -> hd.sr.ObservationContext:
     )
 
 
+def _region_polygon(result: BrixiaResult, label: int) -> np.ndarray | None:
+    """Outline of region ``label`` in source (column, row) coordinates (PS3.3 C.18.6.1.2), or None.
+
+    Traced on the model-frame region map, whose pixel is the finest detail of the region, and
+    scaled to the source: the same staircase as tracing the upsampled map, 16 times fewer pixels.
+    """
+    polygon = mask_outline(result.region_map == label, tolerance=1.0)
+    if polygon is None:
+        return None
+    row_scale, column_scale = result.mapping.scale
+    return polygon * np.array([column_scale, row_scale])
+
+
 def _region_group(
-    region: Region, header: Dataset, result: BrixiaResult, mask: np.ndarray
+    region: Region, header: Dataset, result: BrixiaResult, label: int
 ) -> (
     hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
     | hd.sr.MeasurementsAndQualitativeEvaluations
 ):
-    """TID 1410 Planar ROI Measurement Group for one Brixia region, outlined on the source image
-    (``mask``: the region's pixels in the source frame); TID 1501 where the mask is empty."""
+    """TID 1410 Planar ROI Measurement Group for one Brixia region (``label`` in the region map),
+    outlined on the source image; TID 1501 where the region is empty."""
     score = hd.sr.Measurement(
         name=BRIXIA_REGION_SCORE, value=result.region_scores[region.name], unit=SCORE_UNIT
     )
@@ -124,9 +137,7 @@ def _region_group(
         "algorithm_id": _algorithm(result),
         "measurements": [score, *probabilities],
     }
-    # One model pixel is the finest detail of the region map: simplify the outline to that.
-    tolerance = max(1.0, *result.mapping.scale)
-    polygon = mask_outline(mask, tolerance)
+    polygon = _region_polygon(result, label)
     if polygon is None:
         source_image = hd.sr.SourceImageForMeasurementGroup.from_source_image(header)
         return hd.sr.MeasurementsAndQualitativeEvaluations(**content, source_images=[source_image])
@@ -189,13 +200,12 @@ def _qualitative_evaluations(result: BrixiaResult) -> hd.sr.ContainerContentItem
 
 def measurement_report(header: Dataset, result: BrixiaResult) -> hd.sr.MeasurementReport:
     """The TID 1500 content tree for one scored radiograph."""
-    labels = result.to_source(result.region_map, labels=True)
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=CHEST_XRAY,
         imaging_measurements=[
-            _region_group(region, header, result, labels == index)
-            for index, region in enumerate(REGIONS, start=1)
+            _region_group(region, header, result, label)
+            for label, region in enumerate(REGIONS, start=1)
         ],
     )
     report[0].ContentSequence.append(_global_measurements(result))
