@@ -40,7 +40,6 @@ def prepare_input(item: PredictorInput, size: int) -> PreparedImage:
         return PreparedImage(
             model_input=model_input_from_display(item.model_input, size),
             mapping=FrameMapping(item.mapping.source_shape, size),
-            display=item.display,
         )
     if isinstance(item, Dataset):
         return prepare_dataset(item, size)

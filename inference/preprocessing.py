@@ -34,13 +34,12 @@ DISPLAY_MAX_SIDE = 1024
 class PreparedImage:
     """One radiograph ready for the model.
 
-    model_input: (512, 512) float32 in [0, 1]; mapping: model frame <-> source pixels;
-    display: uint8 copy of the display image (longest side <= 1024, aspect kept) for overlays.
+    model_input: (512, 512) float32 in [0, 1]; mapping: model frame <-> source pixels.
+    Overlays draw on :func:`display_copy` of the source, made where the DICOM is (the node).
     """
 
     model_input: np.ndarray
     mapping: FrameMapping
-    display: np.ndarray
 
 
 def _check_shape(rows: int, cols: int) -> None:
@@ -183,7 +182,6 @@ def prepare_display(display: np.ndarray, size: int = MODEL_INPUT_SIZE) -> Prepar
     return PreparedImage(
         model_input=model_input_from_display(display, size),
         mapping=FrameMapping(display.shape, size),
-        display=display_copy(display),
     )
 
 

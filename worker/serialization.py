@@ -35,7 +35,7 @@ def _decode_mapping(message: dict[str, Any]) -> FrameMapping:
 
 
 def encode_prepared(prepared: PreparedImage) -> dict[str, Any]:
-    """Model input and mapping only: the display copy stays on the node."""
+    """Model input and mapping: all the inference worker needs."""
     return {"model_input": encode_array(prepared.model_input), "mapping": _encode_mapping(prepared.mapping)}
 
 
@@ -43,7 +43,6 @@ def decode_prepared(message: dict[str, Any]) -> PreparedImage:
     return PreparedImage(
         model_input=decode_array(message["model_input"]),
         mapping=_decode_mapping(message["mapping"]),
-        display=np.zeros((0, 0), dtype=np.uint8),
     )
 
 
