@@ -5,9 +5,11 @@
     (fsync on, journal, intake to Redis; no worker so scoring does not compete for the CPU).
     Reported as our throughput / storescp's, median of alternating rounds.
 (b) Latency: Orthanc C-STOREs an image to the node (``/modalities/node/store``) -> the SR is in
-    Orthanc, p50/p95 over 20 images sent one at a time, minus the model compute of the same image
-    measured in this process (Predictor.predict, untrained weights: same cost as trained); once
-    with SR + overlay (issue 3) and once with the default four outputs.
+    Orthanc, p50/p95 over 20 images sent one at a time; once with SR + overlay (issue 3) and once
+    with the default four outputs. Overhead beyond model compute is taken per image against the
+    compute the node's workers timed for that image (journal ``compute_ms``: preprocessing and
+    BS-Net), and split at the moment the instance is safe in the spool (journal ``received_at``).
+    The same image through Predictor.predict in this process is the reference for the ratios.
 
     .venv/bin/python bench/roundtrip.py [--write docs/benchmarks.md]
 """
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ from tests.servers import (  # noqa: E402
     free_port,
     listening,
     node_process,
+    node_status,
     orthanc_server,
     redis_server,
     storescp_server,
@@ -107,19 +111,28 @@ def series_with_sr(orthanc, study: str) -> list[str] | None:
     return modalities if "SR" in modalities else None
 
 
-def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> list[tuple[float, float]]:
-    """Seconds from Orthanc's store request to (the SR, every output) being in Orthanc, per image,
-    with the node building ``outputs``; the first image warms the worker up and is dropped."""
+@dataclass
+class Push:
+    """One image pushed by Orthanc to the node: seconds from the push request."""
+
+    to_sr: float  # until the SR is in Orthanc
+    to_all: float  # until every output is in Orthanc
+    to_receipt: float  # until the node has the instance safe in its spool and journal
+    compute: float  # the node's model compute for the image (preprocessing + BS-Net)
+
+
+def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> list[Push]:
+    """Push each file from Orthanc to the node building ``outputs``; the first warms up and is dropped."""
     node_port = free_port()
-    latencies = []
+    timings = {}
     name = "-".join(outputs)
+    spool = work / f"spool-{name}"
     with redis_server(work / f"redis-{name}") as broker, orthanc_server(
         work / f"orthanc-{name}", {"node": (NODE_AET, LOOPBACK, node_port)}
     ) as orthanc:
         arguments = [
-            "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--spool",
-            str(work / f"spool-{name}"), "--broker-url", broker, "--untrained",
-            "--destination", f"ORTHANC@{LOOPBACK}:{orthanc.dicom_port}",
+            "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--spool", str(spool),
+            "--broker-url", broker, "--untrained", "--destination", f"ORTHANC@{LOOPBACK}:{orthanc.dicom_port}",
         ]
         for kind in outputs:
             arguments += ["--outputs", kind]
@@ -128,6 +141,7 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> l
             for path in files:
                 uploaded = orthanc.request("POST", "/instances", path.read_bytes())
                 study = uploaded["ParentStudy"]
+                pushed_at = datetime.datetime.now(datetime.UTC)
                 start = time.perf_counter()
                 orthanc.request("POST", "/modalities/node/store", {"Resources": [uploaded["ID"]], "Synchronous": False})
                 modalities = wait_until(lambda s=study: series_with_sr(orthanc, s), 300, "the SR", interval=0.02)
@@ -135,22 +149,20 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> l
                 if len(modalities) < 1 + len(outputs):
                     wait_until(lambda s=study: len(series_with_sr(orthanc, s) or []) >= 1 + len(outputs),
                                300, "every output", interval=0.02)
-                latencies.append((to_sr, time.perf_counter() - start))
-    return latencies[1:]
-
-
-def latency_line(outputs: tuple[str, ...], latencies: list[tuple[float, float]], compute: float) -> str:
-    to_sr, to_all = np.array(latencies).T
-    p50, p95 = float(np.percentile(to_sr, 50)), float(np.percentile(to_sr, 95))
-    all50 = float(np.percentile(to_all, 50))
-    return (
-        f"  - outputs {', '.join(outputs)}: SR in Orthanc p50 {p50 * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms; "
-        f"**overhead beyond compute at p50 = {(p50 - compute) * 1e3:.0f} ms** (latency/compute {p50 / compute:.2f}); "
-        f"every output in Orthanc p50 {all50 * 1e3:.0f} ms"
-    )
+                timings[str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = (
+                    pushed_at, to_sr, time.perf_counter() - start
+                )
+        rows = {row["sop_instance_uid"]: row for row in node_status(spool)}
+    pushes = []
+    for uid, (pushed_at, to_sr, to_all) in timings.items():
+        received_at = datetime.datetime.fromisoformat(rows[uid]["received_at"])
+        to_receipt = (received_at - pushed_at).total_seconds()
+        pushes.append(Push(to_sr, to_all, to_receipt, rows[uid]["compute_ms"] / 1000))
+    return pushes[1:]
 
 
 def model_compute(path: Path) -> float:
+    """Reference: median seconds of Predictor.predict on ``path`` in this process (5 runs after 1)."""
     predictor = Predictor(allow_untrained=True)
     ds = pydicom.dcmread(io.BytesIO(path.read_bytes()))
     predictor.predict(ds)
@@ -162,6 +174,25 @@ def model_compute(path: Path) -> float:
     return statistics.median(samples)
 
 
+def median_ms(values) -> str:
+    return f"{statistics.median(values) * 1e3:.0f} ms"
+
+
+def latency_line(outputs: tuple[str, ...], pushes: list[Push], reference: float) -> str:
+    to_sr = [push.to_sr for push in pushes]
+    p95 = float(np.percentile(to_sr, 95))
+    overhead = [push.to_sr - push.compute for push in pushes]
+    after_receipt = [push.to_sr - push.to_receipt - push.compute for push in pushes]
+    return (
+        f"  - outputs {', '.join(outputs)}: SR in Orthanc p50 {median_ms(to_sr)}, p95 {p95 * 1e3:.0f} ms "
+        f"(latency/reference compute {statistics.median(to_sr) / reference:.2f}); node's model compute p50 "
+        f"{median_ms([push.compute for push in pushes])}; **overhead beyond compute at p50 = "
+        f"{median_ms(overhead)}** (p95 {np.percentile(overhead, 95) * 1e3:.0f} ms), of which push to safe in "
+        f"the node's spool {median_ms([push.to_receipt for push in pushes])} and safe receipt to SR in Orthanc "
+        f"{median_ms(after_receipt)}; every output in Orthanc p50 {median_ms([push.to_all for push in pushes])}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", help="append the results to this markdown file")
@@ -169,9 +200,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dicom-node-bench-") as temporary:
         work = Path(temporary)
         files = radiograph_files(work / "files", FILES)
+        os.sync()  # each phase starts with no dirty pages left by the one before
         storescp_s, node_s, ratio = receive_ratio(work, files)
-        latencies = {outputs: push_latencies(work, files[: LATENCY_IMAGES + 1], outputs) for outputs in OUTPUT_SETS}
+        os.sync()
         compute = model_compute(files[0])
+        latencies = {outputs: push_latencies(work, files[: LATENCY_IMAGES + 1], outputs) for outputs in OUTPUT_SETS}
     megabytes = FILES * SIDE * SIDE * 2 / 2**20
     text = "\n".join([
         f"### Round trip, {datetime.date.today().isoformat()}",
@@ -183,7 +216,7 @@ def main() -> None:
         f"median of {ROUNDS} rounds: storescp {storescp_s:.2f} s, dicom-node (fsync + journal) {node_s:.2f} s; "
         f"**throughput ratio node/storescp = {ratio:.2f}** (target >= 1.0).",
         f"- Orthanc push -> SR in Orthanc, {LATENCY_IMAGES} images sent one at a time after one warm-up; "
-        f"model compute (Predictor.predict on the same image in this process: preprocessing, network, "
+        f"reference compute (Predictor.predict on the same image in this process: preprocessing, network, "
         f"maps) {compute * 1e3:.0f} ms. Target: overhead beyond compute < 300 ms.",
         *[latency_line(outputs, values, compute) for outputs, values in latencies.items()],
         "",

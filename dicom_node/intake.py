@@ -77,17 +77,16 @@ class Intake:
         if receipt.state == State.RECEIVED:
             ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
             decision = triage(ds)
-            self.journal.update(
-                receipt_id,
-                study_instance_uid=str(ds.get("StudyInstanceUID", "")) or None,
-                modality=str(ds.get("Modality", "")) or None,
-            )
+            identity = {
+                "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,
+                "modality": str(ds.get("Modality", "")) or None,
+            }
             if not decision.accept:
-                self.journal.update(receipt_id, state=State.SKIPPED, reason=decision.reason)
+                self.journal.update(receipt_id, state=State.SKIPPED, reason=decision.reason, **identity)
                 log.info("receipt %s skipped: %s", receipt_id, decision.reason)
                 return
             destination = self.destination_for(receipt.calling_ae)
-            self.journal.update(receipt_id, destination=str(destination) if destination else None)
+            self.journal.update(receipt_id, destination=str(destination) if destination else None, **identity)
         self.enqueue(receipt_id)
         if receipt.state == State.RECEIVED:
             self.journal.update(receipt_id, state=State.QUEUED)

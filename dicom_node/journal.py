@@ -44,16 +44,20 @@ CREATE TABLE IF NOT EXISTS receipts (
     global_score INTEGER,
     region_scores TEXT,
     outputs TEXT,
-    destination TEXT
+    destination TEXT,
+    compute_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS receipts_state ON receipts (state);
 CREATE INDEX IF NOT EXISTS receipts_sop ON receipts (sop_instance_uid);
 CREATE INDEX IF NOT EXISTS receipts_received ON receipts (received_at);
 """
 
+# Columns added after the first schema: added to older journals when they are opened.
+ADDED_COLUMNS = {"compute_ms": "INTEGER"}
+
 UPDATABLE = {
     "state", "reason", "attempts", "study_instance_uid", "modality", "global_score",
-    "region_scores", "outputs", "destination",
+    "region_scores", "outputs", "destination", "compute_ms",
 }
 
 
@@ -78,6 +82,7 @@ class Receipt:
     region_scores: dict[str, int] | None
     outputs: list[str] | None
     destination: str | None  # AET@HOST:PORT chosen by the node when it queued the image
+    compute_ms: int | None  # model compute as timed by the workers: preprocessing + BS-Net
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Receipt":
@@ -113,8 +118,15 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
         except sqlite3.Error as error:
             raise JournalError(f"cannot open journal {self.path}: {error}") from error
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(receipts)")}
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE receipts ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:

@@ -6,11 +6,13 @@ from dicom_node.journal import Receipt
 
 
 def receipt_detail(receipt: Receipt) -> str:
-    """Global score and regions when scored, else the reason, else ""."""
+    """Global score, regions and model compute time when scored; the reason if any."""
     parts = []
     if receipt.global_score is not None and receipt.region_scores:
         regions = " ".join(f"{k}{v}" for k, v in receipt.region_scores.items())
         parts.append(f"Brixia {receipt.global_score}/18 ({regions})")
+    if receipt.compute_ms is not None:
+        parts.append(f"model {receipt.compute_ms / 1000:.2f} s")
     if receipt.reason:
         parts.append(receipt.reason)
     return "; ".join(parts)

@@ -34,14 +34,26 @@ def _decode_mapping(message: dict[str, Any]) -> FrameMapping:
     return FrameMapping(tuple(message["source_shape"]), int(message["model_size"]))
 
 
+def _model_input_codes(model_input: np.ndarray) -> np.ndarray:
+    """The 8-bit codes of a model input, which is an equalised 8-bit image / 255
+    (``inference.preprocessing.model_input_from_display``): a quarter of the float32 bytes."""
+    codes = np.round(model_input * 255.0).astype(np.uint8)
+    if not np.array_equal(codes.astype(np.float32) / 255.0, model_input):
+        raise ValueError("model input is not an 8-bit image / 255; it cannot travel as 8-bit codes")
+    return codes
+
+
 def encode_prepared(prepared: PreparedImage) -> dict[str, Any]:
-    """Model input and mapping: all the inference worker needs."""
-    return {"model_input": encode_array(prepared.model_input), "mapping": _encode_mapping(prepared.mapping)}
+    """Model input (as its 8-bit codes, exactly) and mapping: all the inference worker needs."""
+    return {
+        "model_input_codes": encode_array(_model_input_codes(prepared.model_input)),
+        "mapping": _encode_mapping(prepared.mapping),
+    }
 
 
 def decode_prepared(message: dict[str, Any]) -> PreparedImage:
     return PreparedImage(
-        model_input=decode_array(message["model_input"]),
+        model_input=decode_array(message["model_input_codes"]).astype(np.float32) / 255.0,
         mapping=_decode_mapping(message["mapping"]),
     )
 

@@ -2,6 +2,8 @@
 (inference) -> report (node). Tasks are thin: the work is in ``inference`` and ``dicom_node``."""
 
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from celery.exceptions import Ignore
 from pydicom.dataset import Dataset
 
 from dicom_node.config import Destination
-from dicom_node.dispatch import DispatchError, send_files
+from dicom_node.dispatch import DispatchError, send_instances
 from dicom_node.journal import State
 from dicom_node.outputs import build_outputs
 from dicom_node.spool import write_durably
@@ -44,33 +46,43 @@ def prepare(receipt_id: str) -> dict[str, Any]:
     if receipt is None or receipt.state == State.DELIVERED:
         raise Ignore()
     ds = pydicom.dcmread(runtime.settings().spool / receipt.path)
+    started = time.perf_counter()
     try:
         prepared = prepare_dataset(ds)
     except InferenceError as error:
         _fail(receipt_id, str(error))
-    return {"receipt_id": receipt_id, "prepared": encode_prepared(prepared)}
+    return {
+        "receipt_id": receipt_id, "prepared": encode_prepared(prepared),
+        "compute_s": time.perf_counter() - started,
+    }
 
 
 @app.task(name="worker.tasks.infer")
 def infer(message: dict[str, Any]) -> dict[str, Any]:
     """Run BS-Net on the prepared arrays (inference queue; no DICOM, no spool)."""
+    prepared = decode_prepared(message["prepared"])
+    started = time.perf_counter()
     try:
-        result = runtime.predictor().predict(decode_prepared(message["prepared"]))
+        result = runtime.predictor().predict(prepared)
     except InferenceError as error:
         return {"receipt_id": message["receipt_id"], "error": str(error)}
-    return {"receipt_id": message["receipt_id"], "result": encode_result(result)}
+    compute_s = message["compute_s"] + time.perf_counter() - started
+    return {"receipt_id": message["receipt_id"], "result": encode_result(result), "compute_s": compute_s}
 
 
-def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[Path]:
-    """Write each output durably into the receipt's output folder; returns the paths."""
-    paths = []
+def _encoded_outputs(folder: Path, datasets: list[Dataset]) -> list[tuple[Path, bytes]]:
+    """Each output as Part 10 bytes with its path in the receipt's output folder."""
+    encoded = []
     for dataset in datasets:
-        path = folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm"
         buffer = pydicom.filebase.DicomBytesIO()
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-        write_durably(path, buffer.getvalue())
-        paths.append(path)
-    return paths
+        encoded.append((folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm", buffer.getvalue()))
+    return encoded
+
+
+def _write_all(encoded: list[tuple[Path, bytes]]) -> None:
+    for path, data in encoded:
+        write_durably(path, data)
 
 
 @app.task(name="worker.tasks.report", bind=True, max_retries=None)
@@ -78,7 +90,8 @@ def report(self, message: dict[str, Any]) -> None:
     """Build the configured outputs, store them in the spool and C-STORE them (node queue).
 
     The SR is built and sent on its own first, so that the scores reach the PACS while the
-    images are still being drawn. Every output is stored even when delivery fails.
+    images are still being drawn. Every output is stored (fsync) even when delivery fails; the
+    journal records it after the file is safe.
     """
     receipt_id = message["receipt_id"]
     journal = runtime.journal()
@@ -96,17 +109,21 @@ def report(self, message: dict[str, Any]) -> None:
     failure: Exception | None = None
     for batch in filter(None, batches):
         datasets = build_outputs(source, result, batch)
-        paths = _store_outputs(settings.spool / "outputs" / receipt_id, datasets)
+        encoded = _encoded_outputs(settings.spool / "outputs" / receipt_id, datasets)
+        # fsync (which releases the GIL) overlaps the C-STORE; both finish before the journal says so
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs") as writer:
+            written = writer.submit(_write_all, encoded)
+            if destination is not None and failure is None:
+                try:
+                    send_instances([data for _, data in encoded], destination, receipt.called_ae)
+                except (DispatchError, OSError) as error:
+                    failure = error
+            written.result()
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
         journal.update(
             receipt_id, state=State.SCORED, global_score=result.global_score,
-            region_scores=result.region_scores, outputs=uids,
+            region_scores=result.region_scores, outputs=uids, compute_ms=round(message["compute_s"] * 1000),
         )
-        if destination is not None and failure is None:
-            try:
-                send_files(paths, destination, receipt.called_ae)
-            except (DispatchError, OSError) as error:
-                failure = error
     if destination is None:
         journal.update(receipt_id, reason="no destination configured: outputs kept in the spool")
         return

@@ -68,10 +68,12 @@ def test_storescu_batch_is_triaged_scored_and_delivered(tmp_path, fuji_cr, broke
         assert row["state"] == "delivered", row
         assert sum(row["region_scores"].values()) == row["global_score"]
         assert len(row["outputs"]) == 2
+        assert row["compute_ms"] > 0
     assert by_uid[sop_of["lateral"]]["state"] == "skipped"
     assert "view position LL" in by_uid[sop_of["lateral"]]["reason"]
     assert "body part KNEE" in by_uid[sop_of["knee"]]["reason"]
     assert by_uid[sop_of["canine"]]["state"] == "skipped"
+    assert by_uid[sop_of["knee"]]["compute_ms"] is None
     assert all(row["calling_ae"] == "MODALITY" for row in rows)
     delivered = [pydicom.dcmread(p) for p in received.rglob("*") if p.is_file()]
     assert sorted(ds.Modality for ds in delivered) == ["OT", "OT", "SR", "SR"]

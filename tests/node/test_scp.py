@@ -1,11 +1,12 @@
 """The Storage SCP over real DICOM associations: pynetdicom and dcmtk's storescu as peers."""
 
+import socket
 import subprocess
 
 import pydicom
 import pytest
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind, Verification
 
 from dicom_node.config import load_settings
 from dicom_node.journal import Journal, State
@@ -95,3 +96,34 @@ def test_storescu_sends_several_images_on_one_association(node, fuji_cr, tmp_pat
     assert len(stored) == 3
     uids = {spool.journal.get(r).sop_instance_uid for r in stored}
     assert uids == {pydicom.dcmread(f).SOPInstanceUID for f in files}
+
+
+def test_accepted_associations_send_without_nagle_delay(tmp_path):
+    settings = load_settings(ae_title="TEST_NODE", host=LOOPBACK, port=free_port(), spool=tmp_path)
+    journal = Journal(settings.journal_path)
+    server = start_scp(settings, Spool(settings.spool, journal), lambda receipt_id: None)
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(Verification)
+    association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
+    try:
+        assert association.is_established
+        accepted = server.active_associations[0].dul.socket.socket
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        association.release()
+        server.shutdown()
+        journal.close()
+
+
+def test_private_storage_classes_are_spooled_and_other_services_refused(node, fuji_cr, tmp_path):
+    settings, spool, stored = node
+    private = pydicom.dcmread(fuji_cr)
+    private.SOPClassUID = private.file_meta.MediaStorageSOPClassUID = "1.3.12.2.1107.5.9.1"  # a vendor's storage
+    private.save_as(tmp_path / "private.dcm", enforce_file_format=True)
+    assert send(settings, tmp_path / "private.dcm") == 0x0000
+    assert spool.journal.get(stored[0]).sop_class_uid == "1.3.12.2.1107.5.9.1"
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
+    association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
+    assert not association.is_established  # the only context was refused, so the requestor aborts
+    assert [context.result for context in association.rejected_contexts] == [0x03]  # abstract syntax not supported

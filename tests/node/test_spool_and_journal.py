@@ -1,5 +1,7 @@
 """Spool and journal: durable write, journal row, and nothing left behind on failure."""
 
+import sqlite3
+
 import pytest
 
 from dicom_node.journal import Journal, JournalError, State
@@ -54,6 +56,26 @@ def test_reopened_journal_keeps_committed_rows(tmp_path):
     journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm")
     journal.close()
     assert Journal(tmp_path / "j.sqlite").get("r1").state == State.RECEIVED
+
+
+def test_a_journal_from_before_added_columns_gains_them_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE receipts (id TEXT PRIMARY KEY, received_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+        " calling_ae TEXT NOT NULL, called_ae TEXT NOT NULL, sop_class_uid TEXT NOT NULL,"
+        " sop_instance_uid TEXT NOT NULL, study_instance_uid TEXT, modality TEXT, path TEXT NOT NULL,"
+        " state TEXT NOT NULL, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, global_score INTEGER,"
+        " region_scores TEXT, outputs TEXT, destination TEXT);"
+        "INSERT INTO receipts (id, received_at, updated_at, calling_ae, called_ae, sop_class_uid,"
+        " sop_instance_uid, path, state) VALUES ('r1', 't', 't', 'A', 'NODE', '1.2', '1.3', 'p', 'delivered');"
+    )
+    old.close()
+    journal = Journal(path)
+    assert journal.get("r1").state == State.DELIVERED and journal.get("r1").compute_ms is None
+    journal.update("r1", compute_ms=812)
+    assert journal.get("r1").compute_ms == 812
+    journal.close()
 
 
 def test_unopenable_journal_is_a_clear_error(tmp_path):

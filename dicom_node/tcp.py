@@ -1,0 +1,21 @@
+"""TCP settings for every association the node opens or accepts.
+
+A DIMSE exchange is a few small PDUs written back to back (PS3.8 9.3); with Nagle's algorithm a
+small write waits for the peer's delayed acknowledgement (up to 40 ms on Linux) whenever data is
+still in flight. TCP_NODELAY sends each PDU at once: about 40 ms less per C-STORE.
+"""
+
+import socket
+
+from pynetdicom import evt
+from pynetdicom.events import EventHandlerType
+
+
+def disable_nagle(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: set TCP_NODELAY on the association's socket."""
+    connection = event.assoc.dul.socket.socket
+    if connection is not None and connection.family in (socket.AF_INET, socket.AF_INET6):
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+NO_DELAY_HANDLERS: list[EventHandlerType] = [(evt.EVT_CONN_OPEN, disable_nagle)]
