@@ -187,7 +187,8 @@ def latency_line(outputs: tuple[str, ...], pushes: list[Push], reference: float)
         f"  - outputs {', '.join(outputs)}: SR in Orthanc p50 {median_ms(to_sr)}, p95 {p95 * 1e3:.0f} ms "
         f"(latency/reference compute {statistics.median(to_sr) / reference:.2f}); node's model compute p50 "
         f"{median_ms([push.compute for push in pushes])}; **overhead beyond compute at p50 = "
-        f"{median_ms(overhead)}** (p95 {np.percentile(overhead, 95) * 1e3:.0f} ms), of which push to safe in "
+        f"{median_ms(overhead)}** (p95 {np.percentile(overhead, 95) * 1e3:.0f} ms; p50 latency minus the reference "
+        f"compute: {(statistics.median(to_sr) - reference) * 1e3:.0f} ms), of which push to safe in "
         f"the node's spool {median_ms([push.to_receipt for push in pushes])} and safe receipt to SR in Orthanc "
         f"{median_ms(after_receipt)}; every output in Orthanc p50 {median_ms([push.to_all for push in pushes])}"
     )

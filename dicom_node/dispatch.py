@@ -20,9 +20,10 @@ class DispatchError(RuntimeError):
 
 def send_instances(instances: list[bytes], destination: Destination, calling_ae: str) -> None:
     """C-STORE Part 10 ``instances`` to ``destination`` over one association, each in the
-    transfer syntax of its file meta. The encoded elements are sent as they are (not re-encoded).
+    transfer syntax of its file meta.
 
-    Success and warning statuses count as stored; anything else raises :class:`DispatchError`.
+    Success and warning statuses count as stored; anything else, or a SOP class and transfer
+    syntax the destination did not accept, raises :class:`DispatchError`.
     """
     datasets = [pydicom.dcmread(BytesIO(instance)) for instance in instances]
     ae = AE(ae_title=calling_ae)
@@ -35,7 +36,12 @@ def send_instances(instances: list[bytes], destination: Destination, calling_ae:
     if not association.is_established:
         raise DispatchError(f"association with {destination} was not established")
     try:
+        accepted = {(context.abstract_syntax, context.transfer_syntax[0]) for context in association.accepted_contexts}
         for dataset in datasets:
+            syntax = dataset.file_meta.TransferSyntaxUID
+            if (dataset.SOPClassUID, syntax) not in accepted:
+                refused = f"{dataset.SOPClassUID.name} in {syntax.name}"
+                raise DispatchError(f"{destination} accepted no presentation context for {refused}")
             status = association.send_c_store(dataset)
             code = getattr(status, "Status", None)
             if code is None or code_to_category(code) not in ("Success", "Warning"):

@@ -8,7 +8,7 @@ No patient-identifying attributes are stored here.
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -86,7 +86,9 @@ class Receipt:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Receipt":
-        values = dict(row)
+        """The receipt of a row; columns a later version added are ignored."""
+        known = {field.name for field in fields(cls)}
+        values = {name: value for name, value in dict(row).items() if name in known}
         values["state"] = State(values["state"])
         for key in ("region_scores", "outputs"):
             values[key] = json.loads(values[key]) if values[key] else None
@@ -126,7 +128,11 @@ class Journal:
         present = {row["name"] for row in self._db.execute("PRAGMA table_info(receipts)")}
         for name, kind in ADDED_COLUMNS.items():
             if name not in present:
-                self._db.execute(f"ALTER TABLE receipts ADD COLUMN {name} {kind}")
+                try:
+                    self._db.execute(f"ALTER TABLE receipts ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as error:  # another process added it meanwhile
+                    if "duplicate column" not in str(error):
+                        raise
 
     def close(self) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
 """Real servers for tests, each on a free loopback port in a temporary folder, stopped after:
-redis-server, Orthanc (Debian's package), the node (``dicom-node serve``) and workers."""
+redis-server, Orthanc (Debian's package), dcmtk's storescp, a pynetdicom Storage SCP, the node
+(``dicom-node serve``) and workers."""
 
 import json
 import os
@@ -13,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+
+from dicom_node.config import Destination
 from tests.conftest import REPO_ROOT, require_tool
 
 LOOPBACK = "127.0.0.1"
@@ -155,6 +159,28 @@ def storescp_server(folder: Path, ae_title: str) -> Iterator[int]:
         yield port
     finally:
         stop(process)
+
+
+@contextmanager
+def storage_scp(answer: int = 0x0000, sop_classes: list[str] | None = None) -> Iterator[tuple[Destination, list]]:
+    """A pynetdicom Storage SCP in this process for ``sop_classes`` (default: every storage class)
+    in any transfer syntax, answering ``answer``; yields its Destination and what it received,
+    as (SOP Instance UID, transfer syntax, encoded dataset) per C-STORE."""
+    received: list[tuple[str, str, bytes]] = []
+
+    def handle_store(event: evt.Event) -> int:
+        request = event.request
+        received.append((request.AffectedSOPInstanceUID, event.context.transfer_syntax, request.DataSet.getvalue()))
+        return answer
+
+    ae = AE(ae_title="PACS")
+    for sop_class in sop_classes or [context.abstract_syntax for context in AllStoragePresentationContexts]:
+        ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
+    server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
+    try:
+        yield Destination.parse(f"PACS@{LOOPBACK}:{server.server_address[1]}"), received
+    finally:
+        server.shutdown()
 
 
 @contextmanager

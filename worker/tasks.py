@@ -3,7 +3,6 @@
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +60,25 @@ def prepare(receipt_id: str) -> dict[str, Any]:
 def infer(message: dict[str, Any]) -> dict[str, Any]:
     """Run BS-Net on the prepared arrays (inference queue; no DICOM, no spool)."""
     prepared = decode_prepared(message["prepared"])
+    predictor = runtime.predictor()  # loads the weights on a process's first task: not compute
     started = time.perf_counter()
     try:
-        result = runtime.predictor().predict(prepared)
+        result = predictor.predict(prepared)
     except InferenceError as error:
         return {"receipt_id": message["receipt_id"], "error": str(error)}
     compute_s = message["compute_s"] + time.perf_counter() - started
     return {"receipt_id": message["receipt_id"], "result": encode_result(result), "compute_s": compute_s}
 
 
-def _encoded_outputs(folder: Path, datasets: list[Dataset]) -> list[tuple[Path, bytes]]:
-    """Each output as Part 10 bytes with its path in the receipt's output folder."""
+def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:
+    """Write each output durably into the receipt's output folder; returns their Part 10 bytes."""
     encoded = []
     for dataset in datasets:
         buffer = pydicom.filebase.DicomBytesIO()
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-        encoded.append((folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm", buffer.getvalue()))
+        write_durably(folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm", buffer.getvalue())
+        encoded.append(buffer.getvalue())
     return encoded
-
-
-def _write_all(encoded: list[tuple[Path, bytes]]) -> None:
-    for path, data in encoded:
-        write_durably(path, data)
 
 
 @app.task(name="worker.tasks.report", bind=True, max_retries=None)
@@ -90,8 +86,8 @@ def report(self, message: dict[str, Any]) -> None:
     """Build the configured outputs, store them in the spool and C-STORE them (node queue).
 
     The SR is built and sent on its own first, so that the scores reach the PACS while the
-    images are still being drawn. Every output is stored (fsync) even when delivery fails; the
-    journal records it after the file is safe.
+    images are still being drawn. Every output is stored (fsync) and journaled before it is
+    sent, so it is kept even when delivery fails.
     """
     receipt_id = message["receipt_id"]
     journal = runtime.journal()
@@ -109,21 +105,17 @@ def report(self, message: dict[str, Any]) -> None:
     failure: Exception | None = None
     for batch in filter(None, batches):
         datasets = build_outputs(source, result, batch)
-        encoded = _encoded_outputs(settings.spool / "outputs" / receipt_id, datasets)
-        # fsync (which releases the GIL) overlaps the C-STORE; both finish before the journal says so
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs") as writer:
-            written = writer.submit(_write_all, encoded)
-            if destination is not None and failure is None:
-                try:
-                    send_instances([data for _, data in encoded], destination, receipt.called_ae)
-                except (DispatchError, OSError) as error:
-                    failure = error
-            written.result()
+        encoded = _store_outputs(settings.spool / "outputs" / receipt_id, datasets)
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
         journal.update(
             receipt_id, state=State.SCORED, global_score=result.global_score,
             region_scores=result.region_scores, outputs=uids, compute_ms=round(message["compute_s"] * 1000),
         )
+        if destination is not None and failure is None:
+            try:
+                send_instances(encoded, destination, receipt.called_ae)
+            except (DispatchError, OSError) as error:
+                failure = error
     if destination is None:
         journal.update(receipt_id, reason="no destination configured: outputs kept in the spool")
         return

@@ -2,7 +2,8 @@
 and deliveries to an unreachable destination are retried with backoff, then marked failed."""
 
 import pydicom
-from pynetdicom import AE
+from pynetdicom import AE, AllStoragePresentationContexts
+from pynetdicom.sop_class import SegmentationStorage
 
 from dicom_node.journal import Journal
 from dicom_node.spool import Spool
@@ -12,6 +13,7 @@ from tests.servers import (
     listening,
     node_process,
     node_status,
+    storage_scp,
     storescp_server,
     wait_until,
 )
@@ -39,6 +41,20 @@ def test_restarted_node_processes_what_was_received_before(tmp_path, fuji_cr, br
     assert len([p for p in (tmp_path / "received").rglob("*") if p.is_file()]) == 4  # SR, 2 SC, SEG
 
 
+def _send(path, node_port) -> None:
+    ds = pydicom.dcmread(path)
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    association = ae.associate(LOOPBACK, node_port, ae_title=NODE_AET)
+    assert association.send_c_store(ds).Status == 0x0000
+    association.release()
+
+
+def _failed_receipt(spool) -> dict:
+    (receipt,) = wait_until(lambda: [r for r in node_status(spool) if r["state"] == "failed"], 120, "delivery to fail")
+    return receipt
+
+
 def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broker_url, node_port):
     spool = tmp_path / "spool"
     closed_port = free_port()  # nothing listens here
@@ -46,16 +62,26 @@ def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broke
     environment = {"DICOM_NODE_DELIVERY_RETRIES": "2"}
     with node_process(tmp_path / "node", arguments, env=environment):
         wait_until(lambda: listening(node_port), 60, "the node to listen")
-        ds = pydicom.dcmread(fuji_cr)
-        ae = AE(ae_title="MODALITY")
-        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-        association = ae.associate(LOOPBACK, node_port, ae_title=NODE_AET)
-        assert association.send_c_store(ds).Status == 0x0000
-        association.release()
-        (receipt,) = wait_until(
-            lambda: [r for r in node_status(spool) if r["state"] == "failed"], 120, "delivery to fail"
-        )
+        _send(fuji_cr, node_port)
+        receipt = _failed_receipt(spool)
     assert receipt["attempts"] == 3
     assert f"NOBODY@{LOOPBACK}:{closed_port} failed 3 times" in receipt["reason"]
     assert receipt["global_score"] is not None  # scored; outputs kept in the spool
     assert len(list((spool / "outputs").rglob("*.dcm"))) == 4
+
+
+def test_a_destination_that_refuses_one_output_class_gets_the_others_then_the_receipt_fails(
+    tmp_path, fuji_cr, broker_url, node_port
+):
+    spool = tmp_path / "spool"
+    no_seg = [cx.abstract_syntax for cx in AllStoragePresentationContexts if cx.abstract_syntax != SegmentationStorage]
+    with storage_scp(sop_classes=no_seg) as (destination, received):
+        arguments = _node_arguments(spool, node_port, broker_url, str(destination))
+        with node_process(tmp_path / "node", arguments, env={"DICOM_NODE_DELIVERY_RETRIES": "1"}):
+            wait_until(lambda: listening(node_port), 60, "the node to listen")
+            _send(fuji_cr, node_port)
+            receipt = _failed_receipt(spool)
+    assert "accepted no presentation context for Segmentation Storage" in receipt["reason"]
+    assert receipt["attempts"] == 2 and receipt["global_score"] is not None
+    assert len(receipt["outputs"]) == 4  # all four stored and journaled
+    assert len({uid for uid, _, _ in received}) == 3  # SR and both secondary captures arrived (twice)

@@ -6,51 +6,43 @@ from types import SimpleNamespace
 
 import pydicom
 import pytest
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import SegmentationStorage
 
 from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_instances
 from dicom_node.tcp import disable_nagle
 from tests.conftest import DICOM_DATA, require_path
-from tests.servers import LOOPBACK
+from tests.servers import LOOPBACK, storage_scp
 
 J2K_CR = DICOM_DATA / "cr_mono1_j2k_lossy_philips.dcm"
+META_GROUP_LENGTH_END = 128 + 4 + 12  # preamble, "DICM", (0002,0000) UL element
 
 
-@pytest.fixture
-def destination():
-    """A pynetdicom Storage SCP answering ``answer["status"]``; yields (Destination, received, answer)."""
-    received: list[tuple[str, pydicom.Dataset]] = []
-    answer = {"status": 0x0000}
-
-    def handle_store(event):
-        received.append((event.context.transfer_syntax, event.dataset))
-        return answer["status"]
-
-    ae = AE(ae_title="PACS")
-    for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-    server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
-    yield Destination.parse(f"PACS@{LOOPBACK}:{server.server_address[1]}"), received, answer
-    server.shutdown()
-
-
-def test_instances_arrive_in_their_own_transfer_syntax_not_re_encoded(destination):
-    target, received, _ = destination
-    compressed = require_path(J2K_CR).read_bytes()
-    send_instances([compressed], target, "NODE")
-    original = pydicom.dcmread(BytesIO(compressed))
-    syntax, arrived = received[0]
+def test_instances_arrive_in_their_own_transfer_syntax_byte_for_byte():
+    part10 = require_path(J2K_CR).read_bytes()
+    original = pydicom.dcmread(BytesIO(part10))
+    with storage_scp() as (destination, received):
+        send_instances([part10], destination, "NODE")
+    _, syntax, data = received[0]
     assert syntax == original.file_meta.TransferSyntaxUID
-    assert arrived.SOPInstanceUID == original.SOPInstanceUID
-    assert arrived.PixelData == original.PixelData  # the JPEG 2000 codestream itself
+    assert data == part10[META_GROUP_LENGTH_END + original.file_meta.FileMetaInformationGroupLength :]
 
 
-def test_a_refused_store_is_a_dispatch_error(destination):
-    target, _, answer = destination
-    answer["status"] = 0xA700
-    with pytest.raises(DispatchError, match="0xA700"):
-        send_instances([require_path(J2K_CR).read_bytes()], target, "NODE")
+def test_a_refused_store_is_a_dispatch_error():
+    with storage_scp(answer=0xA700) as (destination, _), pytest.raises(DispatchError, match="0xA700"):
+        send_instances([require_path(J2K_CR).read_bytes()], destination, "NODE")
+
+
+def test_a_sop_class_the_destination_does_not_take_is_a_dispatch_error_after_the_others(tmp_path):
+    radiograph = require_path(J2K_CR).read_bytes()
+    segmentation = pydicom.dcmread(BytesIO(radiograph))
+    segmentation.SOPClassUID = segmentation.file_meta.MediaStorageSOPClassUID = SegmentationStorage
+    segmentation.save_as(tmp_path / "seg.dcm", enforce_file_format=True)
+    cr_only = [pydicom.dcmread(BytesIO(radiograph)).SOPClassUID]
+    refused = pytest.raises(DispatchError, match="Segmentation")
+    with storage_scp(sop_classes=cr_only) as (destination, received), refused:
+        send_instances([radiograph, (tmp_path / "seg.dcm").read_bytes()], destination, "NODE")
+    assert len(received) == 1
 
 
 def test_nobody_listening_is_a_dispatch_error():

@@ -5,7 +5,7 @@ import subprocess
 
 import pydicom
 import pytest
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind, Verification
 
 from dicom_node.config import load_settings
@@ -16,6 +16,14 @@ from tests.conftest import DICOM_DATA, require_path, require_tool
 from tests.servers import LOOPBACK, free_port
 
 J2K_CR = DICOM_DATA / "cr_mono1_j2k_lossy_philips.dcm"
+
+
+@pytest.fixture(autouse=True)
+def restore_storage_negotiation(monkeypatch):
+    """start_scp turns on pynetdicom's process-wide unrestricted storage service; turn it back
+    off after each test so that other SCPs in this process (tests.servers.storage_scp) negotiate
+    against their own tables."""
+    monkeypatch.setattr(_config, "UNRESTRICTED_STORAGE_SERVICE", _config.UNRESTRICTED_STORAGE_SERVICE)
 
 
 @pytest.fixture

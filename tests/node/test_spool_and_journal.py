@@ -78,6 +78,16 @@ def test_a_journal_from_before_added_columns_gains_them_and_keeps_its_rows(tmp_p
     journal.close()
 
 
+def test_columns_of_a_later_version_are_ignored(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm")
+    journal.close()
+    newer = sqlite3.connect(tmp_path / "j.sqlite")
+    newer.execute("ALTER TABLE receipts ADD COLUMN added_later TEXT")
+    newer.close()
+    assert Journal(tmp_path / "j.sqlite").get("r1").state == State.RECEIVED
+
+
 def test_unopenable_journal_is_a_clear_error(tmp_path):
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(JournalError):
