@@ -121,8 +121,12 @@ class Push:
     compute: float  # the node's model compute for the image (preprocessing + BS-Net)
 
 
-def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> list[Push]:
-    """Push each file from Orthanc to the node building ``outputs``; the first warms up and is dropped."""
+def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...], reference: float) -> list[Push]:
+    """Push each file from Orthanc to the node building ``outputs``; the first warms up and is dropped.
+
+    Orthanc is polled every 20 ms for the SR, but only from half the ``reference`` compute after
+    the push: no SR can be there sooner, and polling during the compute would slow the compute
+    it competes with for the CPU (about 100 ms per image on 2 cores)."""
     node_port = free_port()
     timings = {}
     name = "-".join(outputs)
@@ -144,6 +148,7 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...]) -> l
                 pushed_at = datetime.datetime.now(datetime.UTC)
                 start = time.perf_counter()
                 orthanc.request("POST", "/modalities/node/store", {"Resources": [uploaded["ID"]], "Synchronous": False})
+                time.sleep(reference / 2)
                 modalities = wait_until(lambda s=study: series_with_sr(orthanc, s), 300, "the SR", interval=0.02)
                 to_sr = time.perf_counter() - start
                 if len(modalities) < 1 + len(outputs):
@@ -205,7 +210,9 @@ def main() -> None:
         storescp_s, node_s, ratio = receive_ratio(work, files)
         os.sync()
         compute = model_compute(files[0])
-        latencies = {outputs: push_latencies(work, files[: LATENCY_IMAGES + 1], outputs) for outputs in OUTPUT_SETS}
+        latencies = {
+            outputs: push_latencies(work, files[: LATENCY_IMAGES + 1], outputs, compute) for outputs in OUTPUT_SETS
+        }
     megabytes = FILES * SIDE * SIDE * 2 / 2**20
     text = "\n".join([
         f"### Round trip, {datetime.date.today().isoformat()}",
