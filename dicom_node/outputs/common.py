@@ -108,7 +108,8 @@ def instance_number(source: Dataset) -> int:
     return number if number > 0 else 1
 
 
-def _valid_for_vr(element: DataElement) -> bool:
+def valid_for_vr(element: DataElement) -> bool:
+    """Whether every value of ``element`` is valid for its VR (PS3.5 6.2)."""
     values = element.value if element.VM > 1 else [element.value]
     try:
         for value in values:
@@ -131,7 +132,7 @@ def reference_header(source: Dataset) -> Dataset:
             continue
         element = copy.deepcopy(element)
         checked = element.keyword not in IDENTITY_KEYWORDS and element.VR in _TEXT_VRS
-        if checked and element.VM and not _valid_for_vr(element):
+        if checked and element.VM and not valid_for_vr(element):
             element.value = None
         header.add(element)
     if str(header.get("PatientSex") or "") not in PATIENT_SEX_VALUES:

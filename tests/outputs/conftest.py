@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom import config
 from pydicom.dataset import Dataset
-from pydicom.valuerep import validate_value
 
 from dicom_node.outputs import OUTPUT_KINDS, build_outputs
-from dicom_node.outputs.common import IDENTITY_KEYWORDS
+from dicom_node.outputs.common import IDENTITY_KEYWORDS, valid_for_vr
 from inference import BrixiaResult, Predictor
 from tests.conftest import CHEST_RADIOGRAPHS, DICOM_DATA, require_path, require_tool
 
@@ -61,21 +59,11 @@ def built(predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Cal
     return get
 
 
-def invalid_for_vr(element: pydicom.DataElement) -> bool:
-    values = element.value if element.VM > 1 else [element.value]
-    try:
-        for value in values:
-            validate_value(element.VR, str(value), config.RAISE)
-    except ValueError:
-        return True
-    return False
-
-
 def _tolerated_tags(source: Dataset) -> set[str]:
     """dciodvfy tags of identity attributes that the source itself breaks (copied verbatim)."""
     tags = set()
     for keyword in IDENTITY_KEYWORDS:
-        if keyword in source and source[keyword].VM and invalid_for_vr(source[keyword]):
+        if keyword in source and source[keyword].VM and not valid_for_vr(source[keyword]):
             tag = source[keyword].tag
             tags.add(f"(0x{tag.group:04x},0x{tag.element:04x})")
     return tags
