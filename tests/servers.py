@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pydicom
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
 from dicom_node.config import Destination
@@ -159,6 +160,20 @@ def storescp_server(folder: Path, ae_title: str) -> Iterator[int]:
         yield port
     finally:
         stop(process)
+
+
+def c_store(path: Path, port: int, called_ae: str, calling_ae: str = "MODALITY") -> int | None:
+    """Send one Part 10 file with pynetdicom; the C-STORE status, or None when the association
+    was refused."""
+    ds = pydicom.dcmread(path)
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    association = ae.associate(LOOPBACK, port, ae_title=called_ae)
+    if not association.is_established:
+        return None
+    status = association.send_c_store(ds)
+    association.release()
+    return status.Status
 
 
 @contextmanager

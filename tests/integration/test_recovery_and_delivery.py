@@ -1,14 +1,14 @@
 """The journal is the source of truth: a restarted node finishes what an earlier run accepted,
 and deliveries to an unreachable destination are retried with backoff, then marked failed."""
 
-import pydicom
-from pynetdicom import AE, AllStoragePresentationContexts
+from pynetdicom import AllStoragePresentationContexts
 from pynetdicom.sop_class import SegmentationStorage
 
 from dicom_node.journal import Journal
 from dicom_node.spool import Spool
 from tests.servers import (
     LOOPBACK,
+    c_store,
     free_port,
     listening,
     node_process,
@@ -41,15 +41,6 @@ def test_restarted_node_processes_what_was_received_before(tmp_path, fuji_cr, br
     assert len([p for p in (tmp_path / "received").rglob("*") if p.is_file()]) == 4  # SR, 2 SC, SEG
 
 
-def _send(path, node_port) -> None:
-    ds = pydicom.dcmread(path)
-    ae = AE(ae_title="MODALITY")
-    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    association = ae.associate(LOOPBACK, node_port, ae_title=NODE_AET)
-    assert association.send_c_store(ds).Status == 0x0000
-    association.release()
-
-
 def _failed_receipt(spool) -> dict:
     (receipt,) = wait_until(lambda: [r for r in node_status(spool) if r["state"] == "failed"], 120, "delivery to fail")
     return receipt
@@ -62,7 +53,7 @@ def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broke
     environment = {"DICOM_NODE_DELIVERY_RETRIES": "2"}
     with node_process(tmp_path / "node", arguments, env=environment):
         wait_until(lambda: listening(node_port), 60, "the node to listen")
-        _send(fuji_cr, node_port)
+        assert c_store(fuji_cr, node_port, NODE_AET) == 0x0000
         receipt = _failed_receipt(spool)
     assert receipt["attempts"] == 3
     assert f"NOBODY@{LOOPBACK}:{closed_port} failed 3 times" in receipt["reason"]
@@ -79,7 +70,7 @@ def test_a_destination_that_refuses_one_output_class_gets_the_others_then_the_re
         arguments = _node_arguments(spool, node_port, broker_url, str(destination))
         with node_process(tmp_path / "node", arguments, env={"DICOM_NODE_DELIVERY_RETRIES": "1"}):
             wait_until(lambda: listening(node_port), 60, "the node to listen")
-            _send(fuji_cr, node_port)
+            assert c_store(fuji_cr, node_port, NODE_AET) == 0x0000
             receipt = _failed_receipt(spool)
     assert "accepted no presentation context for Segmentation Storage" in receipt["reason"]
     assert receipt["attempts"] == 2 and receipt["global_score"] is not None

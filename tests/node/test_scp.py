@@ -13,7 +13,7 @@ from dicom_node.journal import Journal, State
 from dicom_node.scp import OUT_OF_RESOURCES, start_scp
 from dicom_node.spool import Spool
 from tests.conftest import DICOM_DATA, require_path, require_tool
-from tests.servers import LOOPBACK, free_port
+from tests.servers import LOOPBACK, c_store, free_port
 
 J2K_CR = DICOM_DATA / "cr_mono1_j2k_lossy_philips.dcm"
 
@@ -27,7 +27,8 @@ def restore_storage_negotiation(monkeypatch):
 
 
 @pytest.fixture
-def node(tmp_path):
+def scp(tmp_path):
+    """Our SCP in this process: (settings, spool, receipt ids stored, server)."""
     settings = load_settings(
         ae_title="TEST_NODE", host=LOOPBACK, port=free_port(), spool=tmp_path, allow=["SENDER", "STORESCU"]
     )
@@ -35,21 +36,19 @@ def node(tmp_path):
     spool = Spool(settings.spool, journal)
     stored: list[str] = []
     server = start_scp(settings, spool, stored.append)
-    yield settings, spool, stored
+    yield settings, spool, stored, server
     server.shutdown()
     journal.close()
 
 
+@pytest.fixture
+def node(scp):
+    settings, spool, stored, _ = scp
+    return settings, spool, stored
+
+
 def send(settings, path, calling_ae="SENDER"):
-    ds = pydicom.dcmread(path)
-    ae = AE(ae_title=calling_ae)
-    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
-    if not association.is_established:
-        return None
-    status = association.send_c_store(ds)
-    association.release()
-    return status.Status
+    return c_store(path, settings.port, settings.ae_title, calling_ae)
 
 
 def test_store_spools_the_instance_as_received(node):
@@ -106,10 +105,8 @@ def test_storescu_sends_several_images_on_one_association(node, fuji_cr, tmp_pat
     assert uids == {pydicom.dcmread(f).SOPInstanceUID for f in files}
 
 
-def test_accepted_associations_send_without_nagle_delay(tmp_path):
-    settings = load_settings(ae_title="TEST_NODE", host=LOOPBACK, port=free_port(), spool=tmp_path)
-    journal = Journal(settings.journal_path)
-    server = start_scp(settings, Spool(settings.spool, journal), lambda receipt_id: None)
+def test_accepted_associations_send_without_nagle_delay(scp):
+    settings, _, _, server = scp
     ae = AE(ae_title="SENDER")
     ae.add_requested_context(Verification)
     association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
@@ -119,8 +116,6 @@ def test_accepted_associations_send_without_nagle_delay(tmp_path):
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         association.release()
-        server.shutdown()
-        journal.close()
 
 
 def test_private_storage_classes_are_spooled_and_other_services_refused(node, fuji_cr, tmp_path):
