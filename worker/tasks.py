@@ -76,8 +76,9 @@ def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:
     for dataset in datasets:
         buffer = pydicom.filebase.DicomBytesIO()
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-        write_durably(folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm", buffer.getvalue())
-        encoded.append(buffer.getvalue())
+        data = buffer.getvalue()
+        write_durably(folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm", data)
+        encoded.append(data)
     return encoded
 
 
