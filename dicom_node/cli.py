@@ -139,7 +139,7 @@ def model_info() -> None:
     table = Table(title=f"dicom-node {__version__}", show_header=False)
     table.add_row("model", info.name)
     table.add_row("version", info.version)
-    table.add_row("parameters", f"{info.parameters:,}")
+    table.add_row("weights (incl. BatchNorm statistics)", f"{info.parameters:,}")
     channels, height, width = info.input_shape
     table.add_row("input", f"{channels} x {height} x {width}")
     table.add_row(f"FLOPs at {height}x{width}", f"{info.flops_per_image / 1e9:.2f} GFLOPs per image")

@@ -5,22 +5,19 @@ faithful method). Each head ends in conv -> global average pooling, so the expec
 E = sum_k k p_k has the exact first-order decomposition over head-map locations
 dE/dz_k = p_k (k - E) with z_k = mean(a_k): the map c(x) = sum_k p_k (k - E) a_k(x) says where the
 region's features push its score up. We keep the positive part, normalise it to [0, 1] per
-region, and carry it from the pooled region frame back through the ROI box and the inverse
-alignment to the input frame. The lung mask and the region label map use the same geometry.
+region, and carry it from the region's crop frame back through the ROI box and the inverse
+alignment to the input frame, in the geometry of the authors' sampler and crops
+(:mod:`inference.bsnet.alignment`, :mod:`inference.bsnet.roi_pooling`). The region label map uses
+the same geometry.
 """
 
 import torch
 import torch.nn.functional as F
 
-from inference.bsnet.alignment import invert_affine
+from inference.bsnet.alignment import as_square, input_positions, invert_affine
 from inference.bsnet.model import BSNetOutput
-from inference.bsnet.roi_pooling import region_thetas
+from inference.bsnet.roi_pooling import box_thetas
 from inference.regions import REGIONS, SCORE_LEVELS
-
-
-def _as_square(theta: torch.Tensor) -> torch.Tensor:
-    bottom = torch.tensor([0.0, 0.0, 1.0], dtype=theta.dtype, device=theta.device)
-    return torch.cat([theta, bottom.expand(*theta.shape[:-2], 1, 3)], dim=-2)
 
 
 def lung_mask(output: BSNetOutput, threshold: float = 0.5) -> torch.Tensor:
@@ -28,14 +25,23 @@ def lung_mask(output: BSNetOutput, threshold: float = 0.5) -> torch.Tensor:
     return torch.sigmoid(output.lung_logits.float())[:, 0] > threshold
 
 
+def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(..., 2, 3) affine matrices applied to (S, S, 2) points -> (..., S, S, 2)."""
+    return torch.einsum("...ij,hwj->...hwi", matrices[..., :2], points) + matrices[..., None, None, :, 2]
+
+
+def aligned_positions(theta: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, S, S, 2) aligned-frame (x, y) in [0, 1] of every input pixel (inverse of the alignment)."""
+    points = input_positions(size, torch.float32, theta.device)
+    return (_apply(invert_affine(theta.float()), points) + 1.0) / 2.0
+
+
 def region_label_map(output: BSNetOutput, mask: torch.Tensor) -> torch.Tensor:
     """(B, S, S) uint8: 0 outside the lungs, 1..6 for regions A..F, by each lung pixel's
     position in the aligned frame (rows split at 0.35 / 0.65, columns at 0.5)."""
     batch, size = mask.shape[0], mask.shape[-1]
-    inverse = invert_affine(output.theta.float())
-    grid = F.affine_grid(inverse, [batch, 1, size, size], align_corners=False)
-    x01 = ((grid[..., 0] + 1.0) / 2.0).clamp(0.0, 1.0)
-    y01 = ((grid[..., 1] + 1.0) / 2.0).clamp(0.0, 1.0)
+    position = aligned_positions(output.theta, size).clamp(0.0, 1.0)
+    x01, y01 = position[..., 0], position[..., 1]
     labels = torch.zeros(batch, size, size, dtype=torch.uint8, device=mask.device)
     for index, region in enumerate(REGIONS):
         top, bottom = region.label_rows
@@ -59,18 +65,14 @@ def explainability_maps(output: BSNetOutput, size: int) -> torch.Tensor:
     """(B, 6, size, size) per-region maps in [0, 1] in the input frame (see module docstring)."""
     contributions = severity_contributions(output)
     batch, regions, height, width = contributions.shape
-    boxes = _as_square(region_thetas(torch.float32, contributions.device))  # pooled -> aligned
-    alignment = _as_square(output.theta.float())  # aligned -> input
-    # input frame q -> aligned p = inv(theta) q -> pooled u = inv(box) p
-    to_pooled = torch.linalg.inv(boxes)[None] @ torch.linalg.inv(alignment)[:, None]
-    grid = F.affine_grid(
-        to_pooled[..., :2, :].reshape(batch * regions, 2, 3),
-        [batch * regions, 1, size, size],
-        align_corners=True,
-    )
+    boxes = as_square(box_thetas(torch.float32, contributions.device, REGIONS))  # crop -> aligned
+    alignment = as_square(output.theta.float())  # aligned -> input
+    # input q -> aligned inv(theta) q -> crop inv(box) inv(theta) q (corner-aligned crop coordinates)
+    to_crop = torch.linalg.inv(boxes)[None] @ torch.linalg.inv(alignment)[:, None]
+    grid = _apply(to_crop[..., :2, :], input_positions(size, torch.float32, contributions.device))
     maps = F.grid_sample(
         contributions.reshape(batch * regions, 1, height, width),
-        grid,
+        grid.reshape(batch * regions, size, size, 2),
         mode="bilinear",
         padding_mode="zeros",
         align_corners=True,

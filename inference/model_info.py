@@ -1,4 +1,4 @@
-"""Size and cost of a model: parameter count and FLOPs for one input (torch's FLOP counter)."""
+"""Size and cost of a model: weight count and FLOPs for one input (torch's FLOP counter)."""
 
 from dataclasses import dataclass
 
@@ -13,9 +13,16 @@ from inference.predictor import build_untrained
 class ModelInfo:
     name: str
     version: str
-    parameters: int
+    parameters: int  # trainable and frozen parameters plus BatchNorm statistics, as Keras counts
     flops_per_image: int  # multiply-add = 2 FLOPs
     input_shape: tuple[int, int, int]
+
+
+def weight_count(model: torch.nn.Module) -> int:
+    """Parameters plus BatchNorm running means and variances: the count Keras' ``count_params``
+    gives for the authors' model (20,947,836 for BS-Net), without torch's step counters."""
+    statistics = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    return sum(p.numel() for p in model.parameters()) + statistics
 
 
 def describe(spec: ModelSpec) -> ModelInfo:
@@ -27,7 +34,7 @@ def describe(spec: ModelSpec) -> ModelInfo:
     return ModelInfo(
         name=spec.name,
         version=spec.version,
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=weight_count(model),
         flops_per_image=int(counter.get_total_flops()),
         input_shape=shape,
     )

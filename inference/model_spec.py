@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
-from inference.bsnet.model import INPUT_SIZE, BSNet
+from inference.bsnet.model import INPUT_SIZE, BSNet, check_input_size
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class ModelSpec:
 
     def at_size(self, size: int) -> "ModelSpec":
         """This model read at ``size`` x ``size`` (weights record the size they were trained at)."""
+        check_input_size(size)
         spec = self.input_spec
         recipe = spec.preprocessing.replace(f"{spec.height}x{spec.width}", f"{size}x{size}")
         return replace(self, input_spec=replace(spec, height=size, width=size, preprocessing=recipe))
@@ -41,14 +42,14 @@ class ModelSpec:
 
 BSNET_SPEC = ModelSpec(
     name="BS-Net",
-    version="1.0.0",
+    version="2.0.0",
     input_spec=InputSpec(
         height=INPUT_SIZE,
         width=INPUT_SIZE,
         channels=1,
         value_range=(0.0, 1.0),
-        preprocessing="display image (Modality LUT, VOI, MONOCHROME1 inverted) resized to "
-        "512x512 without keeping aspect, 8-bit PIL histogram equalisation, /255",
+        preprocessing="display image (Modality LUT, VOI, MONOCHROME1 inverted) in [0, 1], bilinear "
+        "resize to 512x512 without antialias or aspect, 4096-bin equalisation / max (the authors' recipe)",
     ),
     build=BSNet,
 )

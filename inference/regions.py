@@ -43,3 +43,9 @@ REGIONS: tuple[Region, ...] = (
     _region("F", "left", "lower"),
 )
 REGION_NAMES: tuple[str, ...] = tuple(region.name for region in REGIONS)
+
+# The authors' heads and ROI boxes run top-left, top-right, middle-left, ... (their `pool_rois`):
+# head k scores region HEAD_ORDER[k]. The network reorders its outputs to REGION_NAMES.
+HEAD_ORDER: tuple[str, ...] = ("A", "D", "B", "E", "C", "F")
+HEAD_REGIONS: tuple[Region, ...] = tuple(REGIONS[REGION_NAMES.index(name)] for name in HEAD_ORDER)
+HEADS_TO_REGIONS: tuple[int, ...] = tuple(HEAD_ORDER.index(name) for name in REGION_NAMES)

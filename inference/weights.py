@@ -1,8 +1,10 @@
 """Our weights file format: one ``torch.save`` archive, loadable with ``weights_only=True``.
 
 Keys: ``format`` ("dicom-node-weights/1"), ``state_dict``, ``metadata`` (model name and version,
-input spec, training data description, metrics, creation time) and ``sha256``: the checksum of
-the tensors (names, dtypes, shapes and bytes in name order), checked on every load.
+input spec, source (the authors' release or our own training) and source file, training data
+description, metrics, creation time) and ``sha256``: the checksum of the tensors (names, dtypes,
+shapes and bytes in name order), checked on every load. Weights whose model version has another
+major version than the network's (e.g. 1.x, the network before the layer-exact port) are refused.
 """
 
 import hashlib
@@ -18,6 +20,8 @@ from inference.errors import WeightsError
 from inference.model_spec import ModelSpec
 
 WEIGHTS_FORMAT = "dicom-node-weights/1"
+AUTHORS_RELEASE = "authors' release"
+OWN_TRAINING = "own training"
 
 
 @dataclass
@@ -27,6 +31,8 @@ class WeightsMetadata:
     model_name: str
     model_version: str
     input_spec: dict
+    source: str = OWN_TRAINING  # AUTHORS_RELEASE or OWN_TRAINING
+    source_file: str = ""  # imported file and its sha256, or the weights a training run started from
     training_data: str = ""
     metrics: dict = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -49,12 +55,20 @@ def tensors_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def metadata_for(spec: ModelSpec, training_data: str = "", metrics: dict | None = None) -> WeightsMetadata:
-    """Metadata naming ``spec``; ``training_data`` and ``metrics`` describe the run."""
+def metadata_for(
+    spec: ModelSpec,
+    training_data: str = "",
+    metrics: dict | None = None,
+    source: str = OWN_TRAINING,
+    source_file: str = "",
+) -> WeightsMetadata:
+    """Metadata naming ``spec``; the other arguments describe where the weights come from."""
     return WeightsMetadata(
         model_name=spec.name,
         model_version=spec.version,
         input_spec=spec.input_spec.as_dict(),
+        source=source,
+        source_file=source_file,
         training_data=training_data,
         metrics=dict(metrics or {}),
     )
@@ -85,6 +99,10 @@ def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: Weig
     return checksum
 
 
+def _major(version: str) -> str:
+    return version.split(".", 1)[0]
+
+
 def load_weights(path: Path, spec: ModelSpec) -> LoadedWeights:
     """Read and verify a weights file for ``spec``; any problem raises :class:`WeightsError`."""
     path = Path(path)
@@ -104,6 +122,11 @@ def load_weights(path: Path, spec: ModelSpec) -> LoadedWeights:
         raise WeightsError(f"{path} lacks metadata, tensors or checksum: {error}") from error
     if metadata.model_name != spec.name:
         raise WeightsError(f"{path} holds weights for {metadata.model_name!r}, not {spec.name!r}")
+    if _major(metadata.model_version) != _major(spec.version):
+        raise WeightsError(
+            f"{path} holds {spec.name} {metadata.model_version} weights; this node runs {spec.name} {spec.version}, "
+            "whose network differs: import the authors' weights (dicom-node import-weights) or train again"
+        )
     actual = tensors_sha256(state_dict)
     if actual != recorded:
         raise WeightsError(f"{path} fails its checksum (recorded {recorded[:12]}, actual {actual[:12]})")

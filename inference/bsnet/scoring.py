@@ -1,41 +1,57 @@
-"""Per-region scoring heads (BSNET.md "Network" 7).
+"""The six scoring heads: the authors' ``RetinaNetClassifier(8, 3, 4)``, one per region
+(BSNET.md "Network").
 
-One head per region, run together as grouped convolutions: three [3x3 conv, 8 channels, batch
-norm, swish] blocks and a 3x3 conv to 4 channels give per-region activation maps
-(B, 6, 4, H, W); global average pooling gives the logits (B, 6, 4) and a softmax the
-probabilities of Brixia scores 0-3. Because pooling is the last step, each logit is exactly the
-spatial mean of its activation map (used for the explainability maps).
+Each head: 3 x ``ConvBlock`` [3x3 'same' conv with bias, BatchNorm (epsilon 1e-3), swish], then
+``score_regressor``, a 3x3 conv to 4 channels with bias. Head k reads the P5 features of region
+crop k and scores region :data:`inference.regions.HEAD_ORDER` [k]. Global average pooling of a
+head's map gives its logits, so each logit is exactly the spatial mean of its map (used by
+:mod:`inference.explainability`).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from inference.regions import REGIONS, SCORE_LEVELS
+from inference.bsnet.backbone import KERAS_MOMENTUM
+from inference.bsnet.segmentation import DECODER_EPS
+from inference.regions import HEAD_ORDER, SCORE_LEVELS
 
-HEAD_CHANNELS = 8
-HEAD_BLOCKS = 3
+HEAD_WIDTH = 8
+HEAD_DEPTH = 3
 
 
-class RegionScoringHeads(nn.Module):
-    """(B, 6, C, H, W) region features -> activation maps (B, 6, 4, H, W)."""
+class ConvBlock(nn.Module):
+    """The authors' ``ConvBlock``: conv (bias) -> BatchNorm -> swish."""
 
-    def __init__(self, in_channels: int, regions: int = len(REGIONS)) -> None:
+    def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
-        self.regions = regions
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for _ in range(HEAD_BLOCKS):
-            layers += [
-                nn.Conv2d(regions * channels, regions * HEAD_CHANNELS, 3, 1, 1, groups=regions, bias=False),
-                nn.BatchNorm2d(regions * HEAD_CHANNELS),
-                nn.SiLU(inplace=True),
-            ]
-            channels = HEAD_CHANNELS
-        layers.append(nn.Conv2d(regions * channels, regions * SCORE_LEVELS, 3, 1, 1, groups=regions))
-        self.body = nn.Sequential(*layers)
+        self.conv = nn.Conv2d(in_channels, channels, 3, 1, 1)
+        self.bn = nn.BatchNorm2d(channels, eps=DECODER_EPS, momentum=KERAS_MOMENTUM)
 
-    def forward(self, region_features: torch.Tensor) -> torch.Tensor:
-        batch, regions, channels, height, width = region_features.shape
-        stacked = region_features.reshape(batch, regions * channels, height, width)
-        maps = self.body(stacked)
-        return maps.view(batch, regions, SCORE_LEVELS, height, width)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.bn(self.conv(x)))
+
+
+class ScoringHead(nn.Module):
+    """One ``RetinaNetClassifier``: (N, C, h, w) -> score maps (N, 4, h, w)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        widths = [in_channels] + [HEAD_WIDTH] * HEAD_DEPTH
+        self.blocks = nn.Sequential(*(ConvBlock(a, b) for a, b in zip(widths, widths[1:], strict=False)))
+        self.score_regressor = nn.Conv2d(HEAD_WIDTH, SCORE_LEVELS, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score_regressor(self.blocks(x))
+
+
+class RegionHeads(nn.Module):
+    """P5 of the region crops (B * 6, C, h, w), head order -> score maps (B, 6, 4, h, w), head order."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(ScoringHead(in_channels) for _ in HEAD_ORDER)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        regions = features.view(-1, len(self.heads), *features.shape[1:])
+        return torch.stack([head(regions[:, k]) for k, head in enumerate(self.heads)], dim=1)
