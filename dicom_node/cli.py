@@ -146,6 +146,23 @@ def model_info() -> None:
     console.print(table)
 
 
+@app.command("import-weights")
+def import_weights(
+    keras_h5: Annotated[Path, typer.Argument(help="the authors' Keras weight file, e.g. bscore-model.h5")],
+    out: Annotated[Path, typer.Option(help="weights file to write (our format, for serve --weights)")],
+) -> None:
+    """Convert the authors' published BS-Net weights (Keras .h5) into a weights file for this node."""
+    from inference.errors import WeightsError
+    from inference.keras_import import import_keras_weights
+
+    try:
+        checksum = import_keras_weights(keras_h5, out)
+    except WeightsError as error:
+        error_console.print(f"[red]cannot import:[/red] {error}")
+        raise typer.Exit(2) from error
+    print(json.dumps({"weights": str(out), "sha256": checksum, "source": "authors' release"}, indent=2))
+
+
 def _stage_epochs(epochs: int, stage_epochs: str | None) -> tuple[int, int, int]:
     """``--stage-epochs 10,10,30`` (segmentation, alignment, scoring), else ``--epochs`` for each."""
     if stage_epochs is None:
@@ -168,17 +185,22 @@ def train(
         str | None, typer.Option(help="epochs per stage: segmentation,alignment,scoring (overrides --epochs)")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="images per batch")] = 8,
-    input_size: Annotated[int, typer.Option(help="model input side (multiple of 32; the paper uses 512)")] = 512,
+    input_size: Annotated[int, typer.Option(help="model input side (multiple of 128; the paper uses 512)")] = 512,
     folds: Annotated[int, typer.Option(help="k-fold cross-validation of the scoring stage (0: hold-out split)")] = 0,
     val_fraction: Annotated[float, typer.Option(help="hold-out fraction when --folds is 0")] = 0.2,
     label: Annotated[str, typer.Option(help="which radiologist's scores to learn: senior or junior")] = "senior",
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda (default: CUDA if any)")] = None,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same device: same weights)")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue from OUT.checkpoint")] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="start from this weights file (e.g. the authors' weights from import-weights) to fine-tune"),
+    ] = None,
 ) -> None:
     """Train BS-Net "from the part to the whole" and write a weights file (research use only)."""
     from inference.datasets import load_folder
     from inference.device import select_device
+    from inference.errors import InferenceError
     from inference.training import EpochLog, TrainingConfig
     from inference.training import train as run_training
 
@@ -203,9 +225,9 @@ def train(
     try:
         result = run_training(
             tensors, out, config, select_device(device), resume=resume, training_data=description,
-            on_epoch=report, show_progress=error_console.is_terminal,
+            on_epoch=report, show_progress=error_console.is_terminal, init=init,
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, InferenceError) as error:
         error_console.print(f"[red]cannot train:[/red] {error}")
         raise typer.Exit(2) from error
     summary = {key: result.metrics[key] for key in ("validation", "region_mae", "region_accuracy", "global_mae")}
@@ -215,19 +237,30 @@ def train(
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option(help="folder: images/, annotations.csv")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="folder in our layout (images/, annotations.csv) or the BrixIA COVID-19 Dataset's "
+            "(metadata_global_v2.csv, dicom_clean/)"
+        ),
+    ],
     weights: Annotated[Path, typer.Option(help="BS-Net weights file")],
     label: Annotated[str, typer.Option(help="reference radiologist: senior or junior")] = "senior",
     report: Annotated[Path | None, typer.Option(help="folder for a markdown report with PNG plots")] = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: CUDA if any)")] = None,
     batch_size: Annotated[int, typer.Option(help="images per batch")] = 8,
+    consensus_only: Annotated[
+        bool, typer.Option("--consensus-only", help="BrixIA layout: only the rows marked ConsensusTestset")
+    ] = False,
 ) -> None:
     """Score an annotated folder and print agreement figures with human and constant baselines (JSON)."""
     from inference.errors import InferenceError
     from inference.report import evaluate_folder, write_report
 
     try:
-        evaluation = evaluate_folder(data, weights, label=label, device=device, batch_size=batch_size)
+        evaluation = evaluate_folder(
+            data, weights, label=label, device=device, batch_size=batch_size, consensus_only=consensus_only
+        )
     except (ValueError, InferenceError, RuntimeError) as error:  # ValueError includes DatasetError
         error_console.print(f"[red]cannot evaluate:[/red] {error}")
         raise typer.Exit(2) from error

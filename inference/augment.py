@@ -5,8 +5,10 @@ lung mask are rotated by up to 25 degrees, scaled by up to 10 % and shifted by u
 same transform for both; the alignment block must undo it, so its target is the un-transformed
 mask. The scoring stage uses milder transforms of the same kind plus a brightness/contrast
 jitter as data augmentation. Transforms are theta matrices of ``torch.nn.functional.affine_grid``
-(output -> input normalised coordinates) applied with the network's own :func:`warp`, so that
-images and masks are resampled with one geometry. Every draw takes an explicit generator, which
+(output -> input normalised coordinates) applied with ``grid_sample`` (:func:`resample`), so that
+images and masks are resampled with one geometry. (The network's own sampler,
+:func:`inference.bsnet.alignment.warp`, reproduces the authors' edge behaviour, which an
+augmentation should not add.) Every draw takes an explicit generator, which
 makes a run reproducible and resumable.
 """
 
@@ -14,8 +16,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from inference.bsnet.alignment import warp
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,18 @@ def random_affine(count: int, ranges: AffineRange, generator: torch.Generator) -
     return theta.float()
 
 
+def resample(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Bilinear affine resampling of (B, C, H, W) by theta (B, 2, 3); zeros outside the input."""
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def transform_pair(
     images: torch.Tensor, masks: torch.Tensor, ranges: AffineRange, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply one random transform per sample to images and masks (B, 1, S, S) alike."""
     theta = random_affine(images.shape[0], ranges, generator)
-    return warp(images, theta), warp(masks, theta)
+    return resample(images, theta), resample(masks, theta)
 
 
 def augment_images(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -64,7 +71,7 @@ def augment_images(images: torch.Tensor, generator: torch.Generator) -> torch.Te
 
     No horizontal flips: they would swap the patient's right and left lungs (regions A-C, D-F).
     """
-    moved = warp(images, random_affine(images.shape[0], SCORING_AUGMENTATION, generator))
+    moved = resample(images, random_affine(images.shape[0], SCORING_AUGMENTATION, generator))
     count = images.shape[0]
     contrast = (1.0 + _uniform(count, INTENSITY_JITTER, generator)).float().view(-1, 1, 1, 1)
     brightness = _uniform(count, INTENSITY_JITTER, generator).float().view(-1, 1, 1, 1)

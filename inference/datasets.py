@@ -6,6 +6,9 @@ BSNET.md "Brixia score") and optionally ``lung-masks/`` with ``index.csv`` (``im
 mapping images to binary lung masks of the same size. Images go through the node's own
 preprocessing (:func:`inference.preprocessing.prepare_file`); masks are resized to the model input
 with the same geometry (the whole image to S x S, aspect not kept).
+
+The BrixIA COVID-19 Dataset's own layout (dicom_clean/, metadata_global_v2.csv) is read by
+:mod:`inference.brixia_dataset`, which also tells the two layouts apart for the evaluation.
 """
 
 import csv

@@ -7,8 +7,9 @@ Plain layers carry fixed official names (``conv0``, ``stage2_unit1_bn1``, ``deco
 session counters and list their variables in an order that depends on trainable flags at save
 time, so they are found and mapped by sub-path: the STN is the layer holding ``locnet_*`` weights;
 the six heads are the layers holding ``conv_block*`` weights, in file order (= head order
-A, D, B, E, C, F); inside a head, blocks are numbered by first appearance and the remaining conv
-is the 4-channel scorer (reference/bsnet-keras/README.md, "The h5 file, for an importer").
+A, D, B, E, C, F); inside a head, blocks are ordered by their creation counters (``conv_block``,
+``conv_block_1``, ...), whatever order the variables are listed in, and the remaining conv is the
+4-channel scorer (reference/bsnet-keras/README.md, "The h5 file, for an importer").
 
 Layouts: Conv2D kernel (kh, kw, in, out) and Conv2DTranspose kernel (kh, kw, out, in) both become
 torch's layout by ``permute(3, 2, 0, 1)``; Dense kernels are transposed; the STN's first Dense
@@ -110,6 +111,18 @@ def _attribute_list(group: h5py.Group, name: str) -> list[str]:
     return values
 
 
+def _creation_order(block: str) -> int:
+    """Keras' session counter in a layer name: ``conv_block`` -> 0, ``conv_block_4`` -> 4."""
+    suffix = block.rpartition("_")[2]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+def _block_indices(weights: list[str]) -> dict[str, int]:
+    """Each ``conv_block*`` name of a head -> its position in the head, by creation order."""
+    blocks = {p for w in weights for p in w.split("/") if p.startswith("conv_block")}
+    return {name: index for index, name in enumerate(sorted(blocks, key=_creation_order))}
+
+
 def _nested_key(layer_key: str, weight_name: str, blocks: dict[str, int]) -> str:
     """A nested layer's weight name -> "sub_path/leaf" as :func:`keras_layer_of` spells it."""
     parts = [p for p in weight_name.split("/") if p]
@@ -120,7 +133,7 @@ def _nested_key(layer_key: str, weight_name: str, blocks: dict[str, int]) -> str
     block = next((p for p in parts if p.startswith("conv_block")), None)
     if block is None:
         return f"score_regressor/{leaf}"
-    index = blocks.setdefault(block, len(blocks))
+    index = blocks[block]
     kind = "bn" if any(p.startswith("batch_normalization") for p in parts) else "conv"
     return f"block{index}/{kind}/{leaf}"
 
@@ -160,7 +173,7 @@ def read_keras_layers(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def _read_layer(group: h5py.Group, name: str, key: str, weights: list[str]) -> dict[str, np.ndarray]:
     nested = key == STN_LAYER or key.startswith(HEAD_LAYER)
-    blocks: dict[str, int] = {}
+    blocks = _block_indices(weights)
     values = {}
     for weight in weights:
         leaf = _nested_key(key, weight, blocks) if nested else weight.split("/")[-1].split(":")[0]

@@ -87,11 +87,13 @@ class Predictor:
                 raise WeightsError(f"{weights} does not fit {spec.name}: {error}") from error
             self.weights_sha256 = loaded.sha256
             self.model_version = loaded.metadata.model_version
+            self.weights_source = loaded.metadata.source
             self.untrained = False
         elif allow_untrained:
             model = build_untrained(spec)
             self.weights_sha256 = tensors_sha256(model.state_dict())
             self.model_version = spec.version
+            self.weights_source = "untrained"
             self.untrained = True
         else:
             raise UntrainedModelError(
@@ -144,6 +146,7 @@ class Predictor:
                     model_version=self.model_version,
                     weights_sha256=self.weights_sha256,
                     untrained=self.untrained,
+                    weights_source=self.weights_source,
                 )
             )
         return results

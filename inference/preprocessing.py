@@ -3,7 +3,12 @@
 DICOM: decode with pydicom's pixel handlers (any transfer syntax it and pylibjpeg support),
 Modality LUT (PS3.3 C.11.1), VOI LUT or window (PS3.3 C.11.2), MONOCHROME1 / Presentation LUT
 Shape INVERSE inversion (PS3.3 C.7.6.3.1.2, C.11.6) -> display image in [0, 1], air dark.
-Model input: resize to 512 x 512 (aspect not kept), 8-bit, PIL histogram equalisation, / 255.
+An 8-bit image file -> its grey codes / 255 in float64, as the authors' ``load_image`` reads it.
+
+Model input, exactly as the authors' ``datasets/utils.py`` (BS-Net, BrixIA) makes it:
+``load_image`` resizes with ``cv2.resize(img, (S, S))`` (bilinear, half-pixel centres, two taps per
+axis even when downscaling, aspect not kept) and ``equalize`` applies PIL's equalisation on 4096
+bins, then divides by the maximum (both in :mod:`inference.authors_input`, bit for bit).
 """
 
 from dataclasses import dataclass
@@ -11,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from PIL import Image, ImageOps
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from inference.authors_input import equalize, resize_bilinear
 from inference.errors import (
     ColourImageError,
     ImageTooSmallError,
@@ -131,7 +137,10 @@ def display_image_from_dataset(ds: Dataset) -> np.ndarray:
 
 
 def display_image_from_file(path: Path) -> np.ndarray:
-    """A plain image file (PNG/JPEG, 8 or 16 bit) or a DICOM file -> display image in [0, 1]."""
+    """A plain image file (PNG/JPEG, 8 or 16 bit) or a DICOM file -> display image in [0, 1].
+
+    8-bit files give codes / 255 in float64 (the authors' ``load_image``), the others float32.
+    """
     path = Path(path)
     if pydicom.misc.is_dicom(path):
         return display_image_from_dataset(pydicom.dcmread(path))
@@ -141,8 +150,8 @@ def display_image_from_file(path: Path) -> np.ndarray:
             if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 values = np.asarray(image, dtype=np.float64)
                 display = _normalise(values, float(values.min()), float(values.max()))
-            else:
-                display = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+            else:  # the authors' load_image: uint8 codes / 255 in float64
+                display = np.asarray(image.convert("L"), dtype=np.uint8) / 255.0
     except (OSError, ValueError) as error:
         raise UnsupportedImageError(f"cannot read image file {path.name}: {error}") from error
     _check_shape(*display.shape)
@@ -154,13 +163,11 @@ def _to_uint8(image: np.ndarray) -> Image.Image:
 
 
 def model_input_from_display(display: np.ndarray, size: int = MODEL_INPUT_SIZE) -> np.ndarray:
-    """Display image in [0, 1] -> (size, size) float32: resize, 8-bit PIL equalisation, / 255."""
+    """Display image in [0, 1] -> (size, size) float32: the authors' ``cv2.resize`` and
+    ``equalize``, in float64 (pass 8-bit images as codes / 255 in float64 to be bit-exact)."""
     _check_shape(*display.shape)
-    resized = Image.fromarray(np.asarray(display, dtype=np.float32), mode="F").resize(
-        (size, size), Image.Resampling.BILINEAR
-    )
-    equalised = ImageOps.equalize(_to_uint8(np.asarray(resized)))
-    return np.asarray(equalised, dtype=np.float32) / 255.0
+    resized = resize_bilinear(np.asarray(display, dtype=np.float64), size, size)
+    return equalize(resized).astype(np.float32)
 
 
 def display_copy(display: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
@@ -175,8 +182,8 @@ def display_copy(display: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.nd
 
 
 def prepare_display(display: np.ndarray, size: int = MODEL_INPUT_SIZE) -> PreparedImage:
-    """Display image (rows, cols) in [0, 1] -> :class:`PreparedImage`."""
-    display = np.asarray(display, dtype=np.float32)
+    """Display image (rows, cols) in [0, 1] -> :class:`PreparedImage` (computed in float64)."""
+    display = np.asarray(display, dtype=np.float64)
     if display.ndim != 2:
         raise ColourImageError(f"expected a 2-D greyscale image, got shape {display.shape}")
     return PreparedImage(

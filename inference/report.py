@@ -1,26 +1,39 @@
 """Evaluate a weights file on an annotated folder and write a markdown report with PNG plots.
 
+The folder is in our layout (:mod:`inference.datasets`) or the BrixIA COVID-19 Dataset's
+(:mod:`inference.brixia_dataset`); :func:`evaluate_folder` tells them apart by their files.
+
 Scores come from the node's own :class:`~inference.predictor.Predictor` (same preprocessing, same
 arg-max scores as in production), run at the input size the weights were trained at. Figures are
 those of :mod:`inference.evaluation`. Plots are drawn with PIL: one
 confusion-matrix heatmap per region and predicted against annotated global score.
 """
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from pydicom.errors import InvalidDicomError
 
-from inference.datasets import read_annotations
+from inference.brixia_dataset import LAYOUT_BRIXIA, EvaluationSource, open_annotated_folder
+from inference.errors import InferenceError
 from inference.evaluation import constant_scores, evaluation_report
-from inference.predictor import Predictor
+from inference.predictor import Predictor, prepare_input
+from inference.preprocessing import PreparedImage
 from inference.regions import MAX_GLOBAL_SCORE, REGION_NAMES, SCORE_LEVELS
+
+log = logging.getLogger(__name__)
 
 CELL = 44
 MARGIN = 36
 PLOT = 360
+PROGRESS_EVERY = 500
+# What reading one image may raise (pydicom and PIL raise many types for broken files).
+READ_ERRORS = (InferenceError, InvalidDicomError, OSError, EOFError, ValueError)
 
 
 @dataclass
@@ -33,23 +46,95 @@ class Evaluation:
     reference: np.ndarray
 
 
+def predict_scores(predictor: Predictor, paths: Sequence[Path]) -> tuple[np.ndarray, list[int]]:
+    """(N, 6) arg-max scores of the images at ``paths`` (rows of unreadable ones: -1) and the
+    indices of the unreadable ones (skipped with a warning).
+
+    Images are read one at a time through the node's own preprocessing (DICOM: Modality LUT,
+    VOI, MONOCHROME1 inversion) and scored ``predictor.batch_size`` at a time; only one batch of
+    model inputs and results is held, so a folder of thousands of DICOMs fits in memory.
+    """
+    scores = np.full((len(paths), len(REGION_NAMES)), -1, dtype=np.int64)
+    unreadable: list[int] = []
+    step = max(1, predictor.batch_size)
+    for start in range(0, len(paths), step):
+        indices, batch = [], []
+        for index in range(start, min(start + step, len(paths))):
+            prepared = _prepare(predictor, paths[index])
+            if prepared is None:
+                unreadable.append(index)
+            else:
+                indices.append(index)
+                batch.append(prepared)
+        if batch:
+            results = predictor.predict_batch(batch)
+            scores[indices] = [[result.region_scores[name] for name in REGION_NAMES] for result in results]
+        done = min(start + step, len(paths))
+        if done % PROGRESS_EVERY < step or done == len(paths):
+            log.info("scored %d/%d images", done, len(paths))
+    return scores, unreadable
+
+
+def _prepare(predictor: Predictor, path: Path) -> PreparedImage | None:
+    try:
+        return prepare_input(path, predictor.input_size)
+    except READ_ERRORS as error:
+        log.warning("%s cannot be read and is skipped: %s", path, error)
+        return None
+
+
+def _data_summary(source: EvaluationSource, scored: int, unreadable: list[str], consensus_only: bool) -> dict:
+    brixia = source.layout == LAYOUT_BRIXIA
+    return {
+        "layout": source.layout,
+        "table": source.table.name,
+        "reference": "BrixiaScore of the BrixIA COVID-19 Dataset (one radiologist per image)" if brixia else None,
+        "consensus_test_set_only": consensus_only,
+        "listed": source.listed,
+        "excluded": source.excluded,
+        "missing_files": len(source.missing),
+        "missing_examples": source.missing[:10],
+        "unreadable_files": len(unreadable),
+        "unreadable_examples": unreadable[:10],
+        "scored": scored,
+    }
+
+
 def evaluate_folder(
-    root: Path, weights: Path, label: str = "senior", device: str | torch.device | None = None, batch_size: int = 8
+    root: Path,
+    weights: Path,
+    label: str = "senior",
+    device: str | torch.device | None = None,
+    batch_size: int = 8,
+    consensus_only: bool = False,
 ) -> Evaluation:
     """Score every image of ``root`` annotated by ``label`` and compare with the annotations.
 
+    ``root`` is in our layout (annotations.csv, :mod:`inference.datasets`) or the BrixIA COVID-19
+    Dataset's (metadata_global_v2.csv, :mod:`inference.brixia_dataset`), detected from its files;
+    the latter's BrixiaScore is the ``senior`` reference and has no junior scores (no human
+    baseline); ``consensus_only`` keeps its ConsensusTestset rows. Files listed but absent, and
+    files that cannot be read, are skipped with a warning and counted in ``report["data"]``.
     The constant baseline uses the training-set constant recorded in the weights' metadata; for
     weights without it, the lower median of the evaluated labels (optimistic, said in the report).
     """
     if label not in ("senior", "junior"):
         raise ValueError(f"label must be senior or junior, got {label!r}")
+    source = open_annotated_folder(root, consensus_only=consensus_only)
+    keep = [i for i, record in enumerate(source.records) if getattr(record, label) is not None]
+    if not keep:
+        brixia = source.layout == LAYOUT_BRIXIA
+        hint = " (the BrixIA COVID-19 Dataset has one score per image: use senior)" if brixia else ""
+        raise ValueError(f"no image in {root} has {label} scores{hint}")
     predictor = Predictor(weights=weights, device=device, batch_size=batch_size)
     metadata = predictor.metadata
-    records = [r for r in read_annotations(root) if getattr(r, label) is not None]
-    if not records:
-        raise ValueError(f"no image in {root} has {label} scores")
-    results = predictor.predict_batch([Path(root) / "images" / r.filename for r in records])
-    predicted = np.array([[result.region_scores[name] for name in REGION_NAMES] for result in results])
+    predicted, unreadable = predict_scores(predictor, [source.paths[i] for i in keep])
+    if len(unreadable) == len(keep):
+        raise ValueError(f"none of the {len(keep)} images of {root} could be read")
+    failed = set(unreadable)
+    scored = [i for position, i in enumerate(keep) if position not in failed]
+    predicted = np.delete(predicted, unreadable, axis=0)
+    records = [source.records[i] for i in scored]
     reference = np.array([getattr(r, label) for r in records])
     other_label = "junior" if label == "senior" else "senior"
     other = np.array([getattr(r, other_label) or (-1,) * len(REGION_NAMES) for r in records])
@@ -66,6 +151,8 @@ def evaluate_folder(
         "input_size": predictor.input_size,
         "training_data": metadata.training_data,
     }
+    unreadable_names = [source.records[keep[position]].filename for position in unreadable]
+    report["data"] = _data_summary(source, len(records), unreadable_names, consensus_only)
     return Evaluation(report, [r.filename for r in records], predicted, reference)
 
 
@@ -122,6 +209,16 @@ def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _data_line(data: dict) -> str:
+    """One sentence on what was read: layout, rows listed, and what was skipped."""
+    subset = ", consensus test set only" if data.get("consensus_test_set_only") else ""
+    line = f"Data: {data['table']} ({data['layout']} layout{subset}), {data['listed']} rows listed"
+    if data.get("excluded"):
+        line += f", {data['excluded']} outside the selection"
+    line += f"; {data['missing_files']} listed files missing and {data['unreadable_files']} unreadable (skipped)."
+    return line
+
+
 def write_report(evaluation: Evaluation, folder: Path) -> Path:
     """Write ``report.md``, ``confusion.png`` and ``global_scores.png`` into ``folder``."""
     folder = Path(folder)
@@ -131,13 +228,18 @@ def write_report(evaluation: Evaluation, folder: Path) -> Path:
     global_scatter_png(evaluation.reference.sum(axis=1), evaluation.predicted.sum(axis=1), folder / "global_scores.png")
     columns = [("model", report)] + [(name, value) for name, value in report["baselines"].items()]
     keys = ("region_mae", "region_accuracy", "global_mae", "kappa_linear", "kappa_quadratic", "global_correlation")
+    data = report.get("data", {})
+    reference = data.get("reference") or f"the {report['label']} radiologist"
     lines = [
         "# BS-Net evaluation (research use only)",
         "",
         f"Weights: `{report['weights']['file']}` (sha256 {report['weights']['sha256'][:16]}, "
-        f"input {report['weights']['input_size']} px). Reference: the {report['label']} radiologist, "
-        f"{report['n_images']} images.",
+        f"input {report['weights']['input_size']} px). Reference: {reference}, {report['n_images']} images.",
         "",
+    ]
+    if data:
+        lines += [_data_line(data), ""]
+    lines += [
         "| figure | " + " | ".join(name for name, _ in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]

@@ -18,7 +18,8 @@ class BrixiaResult:
     global_score: 0-18. lung_mask (S, S) bool, region_map (S, S) uint8 (0 = background, 1..6 =
     A..F) and explainability (6, S, S) float32 in [0, 1] are in the model frame; ``mapping`` and
     :meth:`to_source` bring them to source pixels. model_name/model_version/weights_sha256 say what
-    produced the result; ``untrained`` is True for randomly initialised weights.
+    produced the result and weights_source where the weights come from ("authors' release", "own
+    training" or "untrained"); ``untrained`` is True for randomly initialised weights.
     """
 
     region_scores: dict[str, int]
@@ -32,6 +33,7 @@ class BrixiaResult:
     model_version: str
     weights_sha256: str
     untrained: bool
+    weights_source: str
 
     def __post_init__(self) -> None:
         if tuple(self.region_scores) != REGION_NAMES:
@@ -48,5 +50,7 @@ class BrixiaResult:
     @property
     def algorithm_label(self) -> str:
         """One line naming the model, its version and checksum (and the untrained warning)."""
-        label = f"{self.model_name} {self.model_version} (weights sha256 {self.weights_sha256[:12]})"
+        label = (
+            f"{self.model_name} {self.model_version} (weights sha256 {self.weights_sha256[:12]}, {self.weights_source})"
+        )
         return f"{label} {UNTRAINED_WARNING}" if self.untrained else label

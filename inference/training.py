@@ -2,10 +2,15 @@
 
 Stage 1, segmentation pre-training: backbone + U-Net++ decoder on the images with lung masks,
 Dice + binary cross-entropy loss. Stage 2, alignment pre-training: the spatial
-transformer alone learns to undo synthetic rotations/zooms/shifts of those images (the paper's synthetic
-alignment set, :mod:`inference.augment`), loss on the aligned lung map against the un-transformed mask. Stage 3,
+transformer alone learns to undo synthetic rotations/zooms/shifts of the lung masks (the paper's synthetic
+alignment set, :mod:`inference.augment`); as in the authors' ``pretrain_aligment_net`` mode it reads
+the transformed mask itself, and the loss compares the mask it aligns with the un-transformed one. Stage 3,
 end-to-end scoring with :class:`~inference.loss.BrixiaScoreLoss`; segmentation decoder
 and alignment block stay frozen, backbone, pyramid and heads learn.
+
+``init`` starts every stage from a weights file instead of a random initialisation, e.g. the
+authors' weights imported with ``dicom-node import-weights``, to fine-tune on a site's own images
+(typically ``stage_epochs=(0, 0, N)``: scoring only).
 
 Validation: with ``folds >= 2``, k-fold cross-validation of stage 3 (each fold restarts from the
 pre-trained network; stages 1-2 use lung masks only, no scores, and run once), then a final
@@ -21,7 +26,7 @@ import os
 import random
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +38,12 @@ from torch import nn
 
 from inference.augment import SCORING_AUGMENTATION, SYNTHETIC_ALIGNMENT, augment_images, transform_pair
 from inference.bsnet.alignment import warp
+from inference.bsnet.model import check_input_size
 from inference.datasets import TensorSet
 from inference.evaluation import constant_scores, evaluation_report
 from inference.loss import BrixiaScoreLoss
 from inference.model_spec import BSNET_SPEC
-from inference.weights import metadata_for, save_weights
+from inference.weights import LoadedWeights, load_weights, metadata_for, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +68,10 @@ class TrainingConfig:
     folds: int = 0
     val_fraction: float = 0.2
     label: str = "senior"
+    init_sha256: str = ""  # checksum of the weights the run starts from ("" = random initialisation)
 
     def __post_init__(self) -> None:
-        if self.input_size % 32 or self.input_size < 64:
-            raise ValueError(f"input size must be a multiple of 32 and >= 64, got {self.input_size}")
+        check_input_size(self.input_size)
         if len(self.stage_epochs) != len(STAGES) or min(self.stage_epochs) < 0 or self.stage_epochs[-1] < 1:
             raise ValueError(f"stage_epochs: {len(STAGES)} counts >= 0, scoring >= 1; got {self.stage_epochs}")
         if self.folds == 1 or self.folds < 0:
@@ -140,18 +146,16 @@ def segmentation_step(
 ) -> float:
     """Stage 1: one step of backbone + U-Net++ on (B, 1, S, S) images and lung masks."""
     train_mode(model, "segmentation")
-    logits = model.segmentation(model.backbone(images).skips)
+    logits = model.segmentation(model.backbone(images))
     return _optimise(optimizer, segmentation_loss(logits, masks))
 
 
 def alignment_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor
+    model: nn.Module, optimizer: torch.optim.Optimizer, moved_masks: torch.Tensor, targets: torch.Tensor
 ) -> float:
-    """Stage 2: one step of the alignment block on transformed images, target = original masks."""
+    """Stage 2: one step of the alignment block on transformed lung masks, target = original masks."""
     train_mode(model, "alignment")
-    with torch.no_grad():
-        lung = torch.sigmoid(model.segmentation(model.backbone(images).skips))
-    aligned = warp(lung, model.alignment(lung))
+    aligned = warp(moved_masks, model.alignment(moved_masks))
     return _optimise(optimizer, alignment_loss(aligned, targets))
 
 
@@ -282,8 +286,11 @@ class Trainer:
         device: torch.device,
         on_epoch: Callable[[EpochLog], None] | None = None,
         show_progress: bool = False,
+        init: LoadedWeights | None = None,
     ) -> None:
         self.config, self.checkpoint, self.device = config, Path(checkpoint), device
+        if (init.sha256 if init else "") != config.init_sha256:
+            raise ValueError("config.init_sha256 must be the checksum of the initial weights")
         labels = data.labels(config.label)
         scored = (labels >= 0).all(dim=1).nonzero().flatten().numpy()
         if len(scored) < 2:
@@ -296,7 +303,10 @@ class Trainer:
         self.display = _Display(show_progress)
         self.loss_fn = BrixiaScoreLoss()
         _seed_everything(config.seed)
-        self.model = BSNET_SPEC.build().to(device)
+        self.model = BSNET_SPEC.build()
+        if init is not None:
+            self.model.load_state_dict(init.state_dict)
+        self.model.to(device)
         self.pretrained: dict | None = None
         self.out_of_fold = np.full((len(self.scored), 6), -1, dtype=np.int64)
         self.history: list[EpochLog] = []
@@ -393,8 +403,8 @@ class Trainer:
             images, masks = transform_pair(batch.images, batch.masks, SCORING_AUGMENTATION, generator)
             return segmentation_step(self.model, self.optimizer, images.to(to), masks.to(to))
         if stage == "alignment":
-            images, _ = transform_pair(batch.images, batch.masks, SYNTHETIC_ALIGNMENT, generator)
-            return alignment_step(self.model, self.optimizer, images.to(to), batch.masks.to(to))
+            _, moved_masks = transform_pair(batch.images, batch.masks, SYNTHETIC_ALIGNMENT, generator)
+            return alignment_step(self.model, self.optimizer, moved_masks.to(to), batch.masks.to(to))
         images = augment_images(batch.images, generator).to(to)
         targets = batch.labels(self.config.label).to(to)
         return scoring_step(self.model, self.optimizer, self.loss_fn, images, targets)
@@ -443,17 +453,25 @@ def train(
     training_data: str = "",
     on_epoch: Callable[[EpochLog], None] | None = None,
     show_progress: bool = False,
+    init: Path | None = None,
 ) -> TrainingResult:
-    """Train on ``data``, checkpointing to ``OUT.checkpoint``; write the weights file ``out``."""
+    """Train on ``data`` (from the weights file ``init`` if given), checkpointing to ``OUT.checkpoint``;
+    write the weights file ``out``."""
     out = Path(out)
-    trainer = Trainer(data, config, checkpoint_path(out), device, on_epoch, show_progress)
+    start = load_weights(Path(init), BSNET_SPEC) if init is not None else None
+    if start is not None and start.sha256 != config.init_sha256:
+        config = replace(config, init_sha256=start.sha256)
+    trainer = Trainer(data, config, checkpoint_path(out), device, on_epoch, show_progress, start)
     if resume:
         if not trainer.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from: {trainer.checkpoint}")
         trainer.resume()
     result = trainer.run()
     metrics = {**result.metrics, "config": asdict(config)}
-    metadata = metadata_for(BSNET_SPEC.at_size(config.input_size), training_data, metrics)
+    origin = ""
+    if start is not None:
+        origin = f"fine-tuned from {Path(init).name} ({start.metadata.source}, sha256 {start.sha256})"
+    metadata = metadata_for(BSNET_SPEC.at_size(config.input_size), training_data, metrics, source_file=origin)
     save_weights(out, result.model.state_dict(), metadata)
     return result
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from inference.authors_input import EQUALISATION_BINS
 from inference.geometry import FrameMapping
 from inference.preprocessing import PreparedImage
 from inference.result import BrixiaResult
@@ -34,26 +35,61 @@ def _decode_mapping(message: dict[str, Any]) -> FrameMapping:
     return FrameMapping(tuple(message["source_shape"]), int(message["model_size"]))
 
 
-def _model_input_codes(model_input: np.ndarray) -> np.ndarray:
-    """The 8-bit codes of a model input, which is an equalised 8-bit image / 255
-    (``inference.preprocessing.model_input_from_display``): a quarter of the float32 bytes."""
-    codes = np.round(model_input * 255.0).astype(np.uint8)
-    if not np.array_equal(codes.astype(np.float32) / 255.0, model_input):
-        raise ValueError("model input is not an 8-bit image / 255; it cannot travel as 8-bit codes")
-    return codes
+def _as_codes(model_input: np.ndarray, divisor: int) -> np.ndarray:
+    return np.rint(model_input.astype(np.float64) * divisor).astype(np.uint16)
+
+
+def _from_codes(codes: np.ndarray, divisor: int) -> np.ndarray:
+    """float32(code / divisor), divided in float64 like ``inference.authors_input.equalize``."""
+    return (codes.astype(np.float64) / divisor).astype(np.float32)
+
+
+def _divisor_candidates(values: np.ndarray) -> np.ndarray:
+    """Divisors d <= EQUALISATION_BINS with float32(round(v * d) / d) == v for every value v."""
+    divisors = np.arange(1, EQUALISATION_BINS + 1)
+    for chunk in np.array_split(values, max(1, len(values) // 64)):
+        codes = np.rint(chunk.astype(np.float64)[None, :] * divisors[:, None])
+        exact = (codes / divisors[:, None]).astype(np.float32) == chunk[None, :]
+        divisors = divisors[exact.all(axis=1)]
+        if not len(divisors):
+            break
+    return divisors
+
+
+def _model_input_codes(model_input: np.ndarray) -> tuple[np.ndarray, int]:
+    """A model input as uint16 codes and their divisor, exactly: the equalised levels and their
+    maximum (``inference.authors_input.equalize``), half the float32 bytes and far fewer once
+    compressed. Anything else is refused with a ValueError."""
+    values = np.unique(model_input) if model_input.dtype == np.float32 else np.empty(0, np.float32)
+    if not len(values) or values[0] < 0.0 or values[-1] > 1.0:
+        raise ValueError("model input is not float32 in [0, 1]; it cannot travel as equalisation codes")
+    divisors = _divisor_candidates(values)
+    if len(divisors):
+        divisor = int(divisors[0])
+        codes = _as_codes(model_input, divisor)
+        if np.array_equal(_from_codes(codes, divisor), model_input):
+            return codes, divisor
+    raise ValueError(
+        f"model input is not equalisation levels / a divisor <= {EQUALISATION_BINS}; "
+        "it cannot travel as equalisation codes"
+    )
 
 
 def encode_prepared(prepared: PreparedImage) -> dict[str, Any]:
-    """Model input (as its 8-bit codes, exactly) and mapping: all the inference worker needs."""
+    """Model input (as its equalisation codes and divisor, exactly) and mapping: all the
+    inference worker needs."""
+    codes, divisor = _model_input_codes(prepared.model_input)
     return {
-        "model_input_codes": encode_array(_model_input_codes(prepared.model_input)),
+        "model_input_codes": encode_array(codes),
+        "model_input_divisor": divisor,
         "mapping": _encode_mapping(prepared.mapping),
     }
 
 
 def decode_prepared(message: dict[str, Any]) -> PreparedImage:
+    codes = decode_array(message["model_input_codes"])
     return PreparedImage(
-        model_input=decode_array(message["model_input_codes"]).astype(np.float32) / 255.0,
+        model_input=_from_codes(codes, int(message["model_input_divisor"])),
         mapping=_decode_mapping(message["mapping"]),
     )
 
@@ -72,6 +108,7 @@ def encode_result(result: BrixiaResult) -> dict[str, Any]:
         "model_version": result.model_version,
         "weights_sha256": result.weights_sha256,
         "untrained": result.untrained,
+        "weights_source": result.weights_source,
     }
 
 
@@ -88,4 +125,5 @@ def decode_result(message: dict[str, Any]) -> BrixiaResult:
         model_version=message["model_version"],
         weights_sha256=message["weights_sha256"],
         untrained=bool(message["untrained"]),
+        weights_source=str(message["weights_source"]),
     )

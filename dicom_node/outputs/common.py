@@ -95,7 +95,7 @@ def summary_text(result: BrixiaResult) -> str:
     return (
         f"Brixia score {result.global_score}/{MAX_GLOBAL_SCORE} ({regions}). "
         f"{result.model_name} {result.model_version}, weights sha256 "
-        f"{result.weights_sha256[:12]}. {notices}"
+        f"{result.weights_sha256[:12]} ({result.weights_source}). {notices}"
     )
 
 

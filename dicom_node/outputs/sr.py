@@ -70,7 +70,7 @@ LATERALITY_CODES = {"right": codes.SCT.Right, "left": codes.SCT.Left}  # CID 244
 
 def _algorithm(result: BrixiaResult) -> hd.sr.AlgorithmIdentification:
     """TID 4019 Algorithm Identification: name, version, manufacturer, weights checksum."""
-    parameters = [f"weights sha256 {result.weights_sha256}"]
+    parameters = [f"weights sha256 {result.weights_sha256}", f"weights source: {result.weights_source}"]
     if result.untrained:
         parameters.append("untrained: randomly initialised weights")
     return hd.sr.AlgorithmIdentification(

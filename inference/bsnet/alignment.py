@@ -43,7 +43,7 @@ class LocalisationNet(nn.Module):
     def forward(self, lung_probability: torch.Tensor) -> torch.Tensor:
         size = lung_probability.shape[-1]
         if size % LOCALISATION_INPUT or lung_probability.shape[-2] != size:
-            raise ValueError(f"the alignment block reads square maps of a multiple of 128, got {lung_probability.shape}")
+            raise ValueError(f"the alignment block reads square maps, sides multiples of 128: {lung_probability.shape}")
         x = F.max_pool2d(lung_probability, size // LOCALISATION_INPUT)
         x = self.locnet_conv0(F.max_pool2d(x, 2))
         x = self.locnet_conv1(F.max_pool2d(x, 2))

@@ -8,6 +8,8 @@ head's map gives its logits, so each logit is exactly the spatial mean of its ma
 :mod:`inference.explainability`).
 """
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,7 +40,7 @@ class ScoringHead(nn.Module):
     def __init__(self, in_channels: int) -> None:
         super().__init__()
         widths = [in_channels] + [HEAD_WIDTH] * HEAD_DEPTH
-        self.blocks = nn.Sequential(*(ConvBlock(a, b) for a, b in zip(widths, widths[1:], strict=False)))
+        self.blocks = nn.Sequential(*(ConvBlock(a, b) for a, b in pairwise(widths)))
         self.score_regressor = nn.Conv2d(HEAD_WIDTH, SCORE_LEVELS, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

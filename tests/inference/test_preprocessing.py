@@ -1,6 +1,8 @@
 """Preprocessing on real radiographs: transfer syntaxes, photometric interpretations, LUTs,
-stored bits, errors and the model -> source mapping."""
+stored bits, errors, the model -> source mapping, and the authors' resize + equalisation
+against the official fixture (../shared/reference/bsnet-keras)."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from inference.authors_input import equalize, resize_bilinear
 from inference.errors import (
     ColourImageError,
     ImageTooSmallError,
@@ -21,11 +24,15 @@ from inference.geometry import FrameMapping
 from inference.preprocessing import (
     display_copy,
     display_image_from_dataset,
+    model_input_from_display,
     prepare_dataset,
     prepare_display,
     prepare_file,
 )
-from tests.conftest import CHEST_RADIOGRAPHS, DICOM_DATA, require_path, require_tool
+from tests.conftest import CHEST_RADIOGRAPHS, DICOM_DATA, SHARED_DATA, require_path, require_tool
+
+# The authors' official preprocessing, run by the fixture's generator (README.md there).
+BSNET_REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "bsnet-keras"
 
 # dcmtk command (program, options) -> transfer syntax it writes, and whether it is lossless.
 TRANSCODINGS = {
@@ -215,3 +222,35 @@ def test_dicom_files_are_accepted_by_the_file_reader(fuji_cr):
     np.testing.assert_array_equal(
         prepare_file(fuji_cr).model_input, prepare_dataset(pydicom.dcmread(fuji_cr)).model_input
     )
+
+
+def _official(name: str) -> dict[str, np.ndarray]:
+    with np.load(require_path(BSNET_REFERENCE / name)) as arrays:
+        return dict(arrays)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2], ids=["jpeg", "png", "dicom"])
+def test_the_authors_resize_and_equalisation_are_reproduced_bit_for_bit(k):
+    cases = _official("preprocessing.npz")
+    raw = cases[f"preprocess_raw_{k}"]
+    display = raw / 255.0 if raw.dtype == np.uint8 else raw  # load_image: uint8 / 255 in float64
+    resized, out = cases[f"preprocess_resized_{k}"][..., 0], cases[f"preprocess_out_{k}"][..., 0]
+    np.testing.assert_array_equal(resize_bilinear(display, 512, 512), resized)  # cv2.resize
+    np.testing.assert_array_equal(equalize(resized), out)
+    model_input = model_input_from_display(display)
+    assert model_input.dtype == np.float32
+    np.testing.assert_array_equal(model_input, out.astype(np.float32))
+
+
+@pytest.mark.parametrize("k", [0, 1], ids=["jpeg", "png"])
+def test_image_files_give_the_reference_model_inputs(k):
+    source = json.loads(require_path(BSNET_REFERENCE / "manifest.json").read_text())["sources"][k]
+    prepared = prepare_file(require_path(SHARED_DATA / source))
+    np.testing.assert_array_equal(prepared.model_input, _official("reference.npz")["input"][k, ..., 0])
+
+
+def test_equalisation_without_a_step_keeps_levels_and_a_black_image_stays_black():
+    two_levels = np.zeros((8, 8))
+    two_levels[:, 4:] = 0.5  # 4095 * 0.5 -> level 2047; one used bin besides the last: step 0
+    np.testing.assert_array_equal(equalize(two_levels), two_levels * 2.0)
+    np.testing.assert_array_equal(equalize(np.zeros((8, 8))), np.zeros((8, 8)))

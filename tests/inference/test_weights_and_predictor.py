@@ -19,7 +19,7 @@ from inference.weights import load_weights, metadata_for, save_weights, tensors_
 def weights_file(tmp_path_factory):
     model = build_untrained(BSNET_SPEC)
     with torch.no_grad():  # make it differ from the untrained initialisation
-        model.heads.body[-1].bias.add_(0.5)
+        model.heads.heads[0].score_regressor.bias.add_(0.5)
     path = tmp_path_factory.mktemp("weights") / "bsnet.pt"
     checksum = save_weights(path, model.state_dict(), metadata_for(BSNET_SPEC, "unit test", {"mae": 1.0}))
     return path, checksum, model
@@ -40,7 +40,7 @@ def test_round_trip_keeps_tensors_metadata_and_checksum(weights_file):
 def test_tampered_tensors_fail_the_checksum(weights_file, tmp_path):
     path, _, _ = weights_file
     payload = torch.load(path, weights_only=True)
-    payload["state_dict"]["heads.body.9.bias"][0] += 1.0
+    payload["state_dict"]["heads.heads.0.score_regressor.bias"][0] += 1.0
     tampered = tmp_path / "tampered.pt"
     torch.save(payload, tampered)
     with pytest.raises(WeightsError, match="checksum"):
@@ -64,10 +64,20 @@ def test_corrupt_missing_and_foreign_files_are_clear_errors(weights_file, tmp_pa
         load_weights(path, other)
 
 
+def test_weights_of_the_network_before_version_2_are_refused(tmp_path):
+    """Version 1 weights (our own network before the layer-exact port) name their version: refused."""
+    metadata = metadata_for(BSNET_SPEC)
+    metadata.model_version = "1.0.0"
+    path = tmp_path / "v1.pt"
+    save_weights(path, build_untrained(BSNET_SPEC).state_dict(), metadata)
+    with pytest.raises(WeightsError, match=r"BS-Net 1\.0\.0 weights.*runs BS-Net 2\.0\.0.*import-weights"):
+        Predictor(weights=path)
+
+
 def test_weights_of_another_shape_do_not_load(tmp_path):
     model = build_untrained(BSNET_SPEC)
     state = model.state_dict()
-    state.pop("heads.body.9.bias")
+    state.pop("heads.heads.5.score_regressor.bias")
     path = tmp_path / "partial.pt"
     save_weights(path, state, metadata_for(BSNET_SPEC))
     with pytest.raises(WeightsError, match="does not fit"):
@@ -100,6 +110,7 @@ def test_predict_returns_a_typed_result_mappable_to_source(fuji_cr):
     assert result.explainability.min() >= 0.0 and result.explainability.max() <= 1.0
     assert result.to_source(result.region_map, labels=True).shape == (ds.Rows, ds.Columns)
     assert result.untrained and "UNTRAINED MODEL" in result.algorithm_label
+    assert result.weights_source == "untrained" and "untrained" in result.algorithm_label
     assert result.model_version == BSNET_SPEC.version
 
 
@@ -131,8 +142,7 @@ def test_model_info_command_prints_parameters_and_flops():
     result = CliRunner().invoke(app, ["model-info"])
     assert result.exit_code == 0, result.output
     assert "BS-Net" in result.output and BSNET_SPEC.version in result.output
-    parameters = sum(p.numel() for p in build_untrained(BSNET_SPEC).parameters())
-    assert f"{parameters:,}" in result.output
+    assert "20,947,836" in result.output  # the authors' count, BatchNorm statistics included
     assert "GFLOPs" in result.output
 
 

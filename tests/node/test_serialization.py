@@ -7,7 +7,9 @@ import pydicom
 import pytest
 
 from inference import Predictor
-from inference.preprocessing import prepare_dataset
+from inference.authors_input import EQUALISATION_BINS
+from inference.geometry import FrameMapping
+from inference.preprocessing import PreparedImage, prepare_dataset
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
 
@@ -28,8 +30,35 @@ def test_prepared_and_result_round_trip_through_json(fuji_cr):
     assert (back.weights_sha256, back.untrained, back.mapping) == (result.weights_sha256, True, result.mapping)
 
 
-def test_a_model_input_that_is_not_8_bit_codes_is_refused(fuji_cr):
+def test_the_model_input_travels_as_exact_equalisation_codes(fuji_cr):
     prepared = prepare_dataset(pydicom.dcmread(fuji_cr))
-    prepared.model_input[0, 0] += 0.001
-    with pytest.raises(ValueError, match="8-bit"):
+    message = json.loads(json.dumps(encode_prepared(prepared)))
+    assert message["model_input_codes"]["dtype"] == "<u2"
+    assert 1 <= message["model_input_divisor"] <= EQUALISATION_BINS
+    decoded = decode_prepared(message).model_input
+    assert decoded.dtype == np.float32
+    np.testing.assert_array_equal(decoded.view(np.uint32), prepared.model_input.view(np.uint32))
+
+
+def test_a_black_model_input_travels_too():
+    black = PreparedImage(np.zeros((512, 512), dtype=np.float32), FrameMapping((600, 500), 512))
+    decoded = decode_prepared(json.loads(json.dumps(encode_prepared(black))))
+    np.testing.assert_array_equal(decoded.model_input, black.model_input)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [lambda v: np.nextafter(v, np.float32(2)), lambda v: np.float32(1.5), lambda v: np.float32(np.nan)],
+    ids=["one-float32-step", "out-of-range", "nan"],
+)
+def test_a_model_input_that_is_not_equalisation_codes_is_refused(fuji_cr, spoil):
+    prepared = prepare_dataset(pydicom.dcmread(fuji_cr))
+    prepared.model_input[100, 100] = spoil(prepared.model_input[100, 100])
+    with pytest.raises(ValueError, match="equalisation codes"):
+        encode_prepared(prepared)
+
+
+def test_a_float64_model_input_is_refused():
+    prepared = PreparedImage(np.zeros((512, 512)), FrameMapping((600, 500), 512))
+    with pytest.raises(ValueError, match="equalisation codes"):
         encode_prepared(prepared)

@@ -292,6 +292,7 @@ def test_sr_names_the_model_and_warns(name: str, built) -> None:
     assert device.serial_number == result.weights_sha256
     texts = _texts(sr)
     assert any(f"weights sha256 {result.weights_sha256}" in text for text in texts)
+    assert any(f"weights source: {result.weights_source}" in text for text in texts)
     assert RESEARCH_ONLY in texts
     assert result.untrained  # the test model is untrained: the warning must show
     assert UNTRAINED_WARNING in texts and UNTRAINED_WARNING in sr.SeriesDescription
@@ -409,9 +410,10 @@ def test_render_overlay_fills_and_outlines_regions_by_score() -> None:
         explainability=np.zeros((6, 512, 512), dtype=np.float32),
         mapping=FrameMapping((600, 800)),
         model_name="BS-Net",
-        model_version="1.0.0",
+        model_version="2.0.0",
         weights_sha256="ab" * 32,
         untrained=True,
+        weights_source="untrained",
     )
     display = np.full((600, 800), 128, dtype=np.uint8)
     labels = np.zeros((600, 800), dtype=np.uint8)
