@@ -117,7 +117,7 @@ def main() -> None:
         "",
         f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); model {info.name} {info.version}, "
-        f"{info.parameters:,} parameters, {info.flops_per_image / 1e9:.1f} GFLOPs/image at 512x512. "
+        f"{info.parameters:,} weights, {info.flops_per_image / 1e9:.1f} GFLOPs/image at 512x512. "
         f"Median of {args.repeats} runs after 2 warm-up runs, random weights (speed does not depend on them).",
         "",
         "| run | batch | speed | throughput | ratio to the reference in the same process |",
