@@ -100,7 +100,8 @@ class Predictor:
                 "no weights given: pass a weights file, or allow_untrained=True for a "
                 "demonstration with a randomly initialised network"
             )
-        self.model = model.to(self.device).eval()
+        # channels_last: the convolutions run about a quarter faster on CPU (docs/benchmarks.md)
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
 
     @property
     def input_size(self) -> int:
@@ -120,7 +121,8 @@ class Predictor:
 
     @torch.inference_mode()
     def _run(self, batch: list[PreparedImage]) -> list[BrixiaResult]:
-        inputs = torch.from_numpy(np.stack([p.model_input for p in batch]))[:, None].to(self.device)
+        inputs = torch.from_numpy(np.stack([p.model_input for p in batch]))[:, None]
+        inputs = inputs.to(self.device, memory_format=torch.channels_last)
         output = self.model(inputs)
         probabilities = output.score_probabilities.cpu().numpy()
         masks = lung_mask(output)
