@@ -23,7 +23,8 @@ from inference.training import (
     segmentation_step,
     train,
 )
-from inference.weights import load_weights
+from inference.predictor import build_untrained
+from inference.weights import AUTHORS_RELEASE, OWN_TRAINING, load_weights, metadata_for, save_weights
 from tests.conftest import BRIXIA_DATA, FUJI_CR, require_path
 
 SIZE = 128  # the smallest side BS-Net reads (the alignment block pools to 128)
@@ -112,6 +113,30 @@ def test_an_interrupted_run_resumes_from_the_saved_epoch_to_the_same_weights(tmp
     assert load_weights(tmp_path / "resumed.pt", BSNET_SPEC.at_size(SIZE)).sha256 == full.sha256
     with pytest.raises(ValueError, match="other settings"):
         train(data, tmp_path / "resumed.pt", TrainingConfig(input_size=SIZE, seed=1), device, resume=True)
+
+
+def test_training_from_existing_weights_starts_from_them_and_names_them(tmp_path):
+    """``init`` (e.g. the authors' imported weights): the frozen parts keep the initial tensors,
+    the metadata names the file and checksum, a resumed run must start from the same weights."""
+    start = build_untrained(BSNET_SPEC)
+    with torch.no_grad():
+        start.segmentation.final_conv.bias.fill_(0.25)
+    init = tmp_path / "authors.pt"
+    init_sha = save_weights(init, start.state_dict(), metadata_for(BSNET_SPEC, source=AUTHORS_RELEASE))
+    config = TrainingConfig(input_size=SIZE, stage_epochs=(0, 0, 1), batch_size=2, val_fraction=0.25)
+    result = train(synthetic_set(), tmp_path / "site.pt", config, torch.device("cpu"), init=init)
+    tuned = load_weights(tmp_path / "site.pt", BSNET_SPEC.at_size(SIZE))
+    for name, tensor in start.state_dict().items():  # the scoring stage leaves these frozen
+        if name.startswith(("segmentation.", "alignment.")):
+            assert torch.equal(tuned.state_dict[name], tensor), name
+    assert not torch.equal(tuned.state_dict["heads.heads.0.score_regressor.bias"],
+                           start.state_dict()["heads.heads.0.score_regressor.bias"])
+    assert tuned.metadata.source == OWN_TRAINING
+    assert "authors.pt" in tuned.metadata.source_file and init_sha in tuned.metadata.source_file
+    assert AUTHORS_RELEASE in tuned.metadata.source_file
+    assert result.metrics["n_images"] == 1
+    with pytest.raises(ValueError, match="other settings"):  # the checkpoint remembers the initial weights
+        train(synthetic_set(), tmp_path / "site.pt", config, torch.device("cpu"), resume=True)
 
 
 def two_image_folder(tmp_path):
