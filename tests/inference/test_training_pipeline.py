@@ -14,6 +14,7 @@ from inference import Predictor
 from inference.augment import SYNTHETIC_ALIGNMENT, AffineRange, random_affine, transform_pair
 from inference.datasets import TensorSet, load_folder
 from inference.model_spec import BSNET_SPEC
+from inference.predictor import build_untrained
 from inference.preprocessing import prepare_file
 from inference.regions import REGION_NAMES
 from inference.training import (
@@ -23,7 +24,6 @@ from inference.training import (
     segmentation_step,
     train,
 )
-from inference.predictor import build_untrained
 from inference.weights import AUTHORS_RELEASE, OWN_TRAINING, load_weights, metadata_for, save_weights
 from tests.conftest import BRIXIA_DATA, FUJI_CR, require_path
 
