@@ -129,6 +129,42 @@ def status(
         console.print(status_table(receipts))
 
 
+@app.command()
+def retry(
+    receipts: Annotated[list[str] | None, typer.Argument(help="receipt ids (see dicom-node status)")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="every receipt in state failed")] = False,
+    config: ConfigOption = None,
+    spool: SpoolOption = None,
+    broker_url: BrokerOption = None,
+) -> None:
+    """Send results again: stored outputs are re-sent, receipts that failed before scoring are scored again."""
+    from dicom_node.journal import Journal
+    from dicom_node.resend import resend
+    from worker.app import configure
+    from worker.tasks import enqueue, enqueue_delivery
+
+    if not receipts and not failed:
+        error_console.print("name receipts, or --failed for every failed one")
+        raise typer.Exit(2)
+    settings = _settings(config, spool=spool, broker_url=broker_url)
+    if not settings.journal_path.is_file():
+        error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
+        raise typer.Exit(1)
+    configure(settings)
+    journal = Journal(settings.journal_path)
+    try:
+        done = resend(journal, receipts or [], failed, enqueue, enqueue_delivery)
+    except Exception as error:  # the broker (kombu/redis) raises many types when it is down
+        error_console.print(f"[red]cannot queue:[/red] {error} (is the node or its broker running?)")
+        raise typer.Exit(2) from error
+    finally:
+        journal.close()
+    for item in done:
+        console.print(f"{item.receipt_id}  {item.action}  {item.detail}")
+    if not done:
+        console.print("nothing to retry")
+
+
 @app.command("model-info")
 def model_info() -> None:
     """Print the model's name, version, parameter count and FLOPs at its input size."""

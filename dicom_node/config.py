@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, PositiveInt, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -13,6 +13,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from dicom_node.retry_schedule import DEFAULT_GIVE_UP_AFTER_S, DEFAULT_MAX_BACKOFF_S
 
 CONFIG_ENV = "DICOM_NODE_CONFIG"
 OutputKind = Literal["sr", "overlay", "explainability", "seg"]  # built by dicom_node.outputs
@@ -75,8 +77,9 @@ class NodeSettings(BaseSettings):
     worker: bool = True
     broker_url: str = "redis://127.0.0.1:6379/0"
     outputs: Annotated[list[str], NoDecode] = list(OUTPUT_KINDS)
-    delivery_retries: int = 5
-    visibility_timeout: int = 600  # must exceed the longest task and retry backoff (300 s)
+    delivery_max_backoff: PositiveInt = DEFAULT_MAX_BACKOFF_S  # longest wait between delivery attempts, s
+    delivery_give_up_after: PositiveInt = DEFAULT_GIVE_UP_AFTER_S  # retrying this long (s) ends in `failed`
+    visibility_timeout: PositiveInt = 600  # must exceed the longest task and delivery_max_backoff
 
     @field_validator("ae_title")
     @classmethod
@@ -110,6 +113,16 @@ class NodeSettings(BaseSettings):
         if isinstance(value, dict):
             return {k: Destination.parse(v) if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _backoff_within_visibility(self) -> "NodeSettings":
+        # a delivery retry waits in the worker unacknowledged; Redis would hand it out again
+        if self.delivery_max_backoff >= self.visibility_timeout:
+            raise ConfigError(
+                f"delivery_max_backoff ({self.delivery_max_backoff} s) must be below visibility_timeout "
+                f"({self.visibility_timeout} s)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,8 @@ import logging
 from io import BytesIO
 
 import pydicom
-from pynetdicom import AE
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
 from pynetdicom.status import code_to_category
 
 from dicom_node.config import Destination
@@ -15,7 +16,21 @@ NETWORK_TIMEOUT_S = 30
 
 
 class DispatchError(RuntimeError):
-    """The destination refused the association or a C-STORE (worth retrying later)."""
+    """The destination refused the connection, rejected or aborted the association, or answered a
+    C-STORE with a failure status (worth retrying later); the message says which."""
+
+
+def _association_failure(association: Association, destination: Destination, connected: bool) -> str:
+    """Why an association was not established: refused / rejected (PS3.8 9.3.4) / aborted."""
+    if not connected:
+        return f"connection refused: no DICOM service reachable at {destination.host}:{destination.port}"
+    if association.is_rejected:
+        reply = association.acceptor.primitive
+        return (
+            f"association rejected by {destination}: {reply.reason_str} "
+            f"({reply.result_str}, source {reply.source_str})"
+        )
+    return f"association aborted by {destination} before it was established"
 
 
 def send_instances(instances: list[bytes], destination: Destination, calling_ae: str) -> None:
@@ -30,11 +45,11 @@ def send_instances(instances: list[bytes], destination: Destination, calling_ae:
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = NETWORK_TIMEOUT_S
     for sop_class, syntax in sorted({(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for ds in datasets}):
         ae.add_requested_context(sop_class, syntax)
-    association = ae.associate(
-        destination.host, destination.port, ae_title=destination.ae_title, evt_handlers=NO_DELAY_HANDLERS
-    )
+    connected: list[bool] = []
+    handlers = [*NO_DELAY_HANDLERS, (evt.EVT_CONN_OPEN, lambda event: connected.append(True))]
+    association = ae.associate(destination.host, destination.port, ae_title=destination.ae_title, evt_handlers=handlers)
     if not association.is_established:
-        raise DispatchError(f"association with {destination} was not established")
+        raise DispatchError(_association_failure(association, destination, bool(connected)))
     try:
         accepted = {(context.abstract_syntax, context.transfer_syntax[0]) for context in association.accepted_contexts}
         for dataset in datasets:
@@ -44,9 +59,11 @@ def send_instances(instances: list[bytes], destination: Destination, calling_ae:
                 raise DispatchError(f"{destination} accepted no presentation context for {refused}")
             status = association.send_c_store(dataset)
             code = getattr(status, "Status", None)
-            if code is None or code_to_category(code) not in ("Success", "Warning"):
-                detail = f"0x{code:04X}" if code is not None else "no response"
-                raise DispatchError(f"{destination} answered {detail} for {dataset.SOPClassUID.name}")
+            if code is None:
+                raise DispatchError(f"association aborted by {destination} during the C-STORE")
+            if code_to_category(code) not in ("Success", "Warning"):
+                failure = f"failure status 0x{code:04X} for {dataset.SOPClassUID.name}"
+                raise DispatchError(f"{destination} answered {failure}")
             log.info("stored %s at %s", dataset.SOPClassUID.name, destination)
     finally:
         association.release()

@@ -1,7 +1,8 @@
 """Intake: after the SCP has answered success, triage each receipt and queue the frontal chest
 radiographs for scoring, one image at a time (no study-complete timers). Runs in a background
 thread so that C-STORE responses never wait for the broker; on start-up it re-queues what the
-journal says was received but not delivered (ARCHITECTURE.md "Success means safe")."""
+journal says was received but not delivered (ARCHITECTURE.md "Success means safe"): a receipt
+already scored only has its stored outputs sent again, without computing them again."""
 
 import logging
 import queue
@@ -29,10 +30,12 @@ class Intake:
         journal: Journal,
         enqueue: Callable[[str], None],
         destination_for: Callable[[str], Destination | None],
+        enqueue_delivery: Callable[[str], None],
     ) -> None:
         self.spool = spool
         self.journal = journal
         self.enqueue = enqueue
+        self.enqueue_delivery = enqueue_delivery
         self.destination_for = destination_for
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stopped = threading.Event()
@@ -73,6 +76,10 @@ class Intake:
         """Triage one receipt (first time only) and queue it if it is to be scored."""
         receipt = self.journal.get(receipt_id)
         if receipt is None or receipt.state not in PENDING_STATES:
+            return
+        if receipt.state == State.SCORED and receipt.outputs and receipt.destination:
+            self.enqueue_delivery(receipt_id)
+            log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
         if receipt.state == State.RECEIVED:
             ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)

@@ -46,14 +46,14 @@ def serve(settings: NodeSettings) -> None:
     """Run the node until SIGINT/SIGTERM."""
     check_model_settings(settings)
     from worker.app import configure
-    from worker.tasks import enqueue
+    from worker.tasks import enqueue, enqueue_delivery
 
     settings.spool.mkdir(parents=True, exist_ok=True)
     redis_process = ensure_local_redis(settings.broker_url, settings.spool)
     configure(settings)
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal)
-    intake = Intake(spool, journal, enqueue, settings.destination_for)
+    intake = Intake(spool, journal, enqueue, settings.destination_for, enqueue_delivery)
     intake.start()
     intake.recover()
     server = start_scp(settings, spool, intake.submit)

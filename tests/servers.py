@@ -148,10 +148,11 @@ def node_status(spool: Path) -> list[dict]:
 
 
 @contextmanager
-def storescp_server(folder: Path, ae_title: str) -> Iterator[int]:
-    """dcmtk's storescp writing every received object to its own file (+uf); yields its port."""
+def storescp_server(folder: Path, ae_title: str, port: int | None = None) -> Iterator[int]:
+    """dcmtk's storescp writing every received object to its own file (+uf), on ``port`` or a
+    free one; yields its port."""
     program = require_tool("storescp")
-    port = free_port()
+    port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     process = spawn([program, "--aetitle", ae_title, "+uf", "--output-directory", str(folder), str(port)],
                     folder.parent / f"storescp-{ae_title}.log")
@@ -177,10 +178,13 @@ def c_store(path: Path, port: int, called_ae: str, calling_ae: str = "MODALITY")
 
 
 @contextmanager
-def storage_scp(answer: int = 0x0000, sop_classes: list[str] | None = None) -> Iterator[tuple[Destination, list]]:
+def storage_scp(
+    answer: int = 0x0000, sop_classes: list[str] | None = None, require_calling_ae: str | None = None
+) -> Iterator[tuple[Destination, list]]:
     """A pynetdicom Storage SCP in this process for ``sop_classes`` (default: every storage class)
-    in any transfer syntax, answering ``answer``; yields its Destination and what it received,
-    as (SOP Instance UID, transfer syntax, encoded dataset) per C-STORE."""
+    in any transfer syntax, answering ``answer`` (and rejecting callers other than
+    ``require_calling_ae`` if given); yields its Destination and what it received, as (SOP
+    Instance UID, transfer syntax, encoded dataset) per C-STORE."""
     received: list[tuple[str, str, bytes]] = []
 
     def handle_store(event: evt.Event) -> int:
@@ -189,6 +193,8 @@ def storage_scp(answer: int = 0x0000, sop_classes: list[str] | None = None) -> I
         return answer
 
     ae = AE(ae_title="PACS")
+    if require_calling_ae is not None:
+        ae.require_calling_aet = [require_calling_ae]
     for sop_class in sop_classes or [context.abstract_syntax for context in AllStoragePresentationContexts]:
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
     server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])

@@ -1,5 +1,7 @@
 """The three tasks of one image's journey (ARCHITECTURE.md): prepare (node) -> infer
-(inference) -> report (node). Tasks are thin: the work is in ``inference`` and ``dicom_node``."""
+(inference) -> report (node), and ``deliver`` (node), which sends a receipt's stored outputs again
+on the retry schedule (:mod:`dicom_node.retry_schedule`), after a node restart or on request
+(``dicom-node retry``). Tasks are thin: the work is in ``inference`` and ``dicom_node``."""
 
 import logging
 import time
@@ -13,8 +15,9 @@ from pydicom.dataset import Dataset
 
 from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_instances
-from dicom_node.journal import State
+from dicom_node.journal import Receipt, State
 from dicom_node.outputs import build_outputs
+from dicom_node.retry_schedule import gives_up, retry_delay, waited
 from dicom_node.spool import write_durably
 from inference.errors import InferenceError
 from inference.preprocessing import prepare_dataset
@@ -23,12 +26,17 @@ from worker.app import app
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 300
+OUTPUTS_FOLDER = "outputs"
 
 
 def enqueue(receipt_id: str) -> None:
     """Queue the prepare -> infer -> report chain for one spooled receipt."""
     chain(prepare.s(receipt_id), infer.s(), report.s()).apply_async()
+
+
+def enqueue_delivery(receipt_id: str, countdown: int = 0) -> None:
+    """Queue sending a scored receipt's stored outputs, ``countdown`` seconds from now."""
+    deliver.apply_async((receipt_id,), countdown=countdown)
 
 
 def _fail(receipt_id: str, reason: str) -> None:
@@ -82,13 +90,34 @@ def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:
     return encoded
 
 
-@app.task(name="worker.tasks.report", bind=True, max_retries=None)
-def report(self, message: dict[str, Any]) -> None:
+def _delivery_failed(receipt: Receipt, destination: Destination, error: Exception) -> None:
+    """Journal a failed attempt; schedule the next one, or end in ``failed`` once the schedule is spent."""
+    settings = runtime.settings()
+    attempts = receipt.attempts + 1
+    cap = settings.delivery_max_backoff
+    if gives_up(attempts, settings.delivery_give_up_after, cap):
+        reason = f"delivery to {destination} failed {attempts} times over {waited(attempts, cap)} s: {error}"
+        runtime.journal().update(receipt.id, state=State.FAILED, attempts=attempts, reason=reason)
+        log.warning("receipt %s failed: %s", receipt.id, reason)
+        return
+    delay = retry_delay(attempts, cap)
+    reason = f"delivery attempt {attempts} failed: {error}; next attempt in {delay} s"
+    runtime.journal().update(receipt.id, attempts=attempts, reason=reason)
+    log.info("receipt %s: %s", receipt.id, reason)
+    enqueue_delivery(receipt.id, countdown=delay)
+
+
+def _delivered(receipt: Receipt) -> None:
+    runtime.journal().update(receipt.id, state=State.DELIVERED, reason=None, attempts=receipt.attempts + 1)
+
+
+@app.task(name="worker.tasks.report")
+def report(message: dict[str, Any]) -> None:
     """Build the configured outputs, store them in the spool and C-STORE them (node queue).
 
     The SR is built and sent on its own first, so that the scores reach the PACS while the
     images are still being drawn. Every output is stored (fsync) and journaled before it is
-    sent, so it is kept even when delivery fails.
+    sent, so it is kept even when delivery fails; a failed delivery continues with ``deliver``.
     """
     receipt_id = message["receipt_id"]
     journal = runtime.journal()
@@ -106,7 +135,7 @@ def report(self, message: dict[str, Any]) -> None:
     failure: Exception | None = None
     for batch in filter(None, batches):
         datasets = build_outputs(source, result, batch)
-        encoded = _store_outputs(settings.spool / "outputs" / receipt_id, datasets)
+        encoded = _store_outputs(settings.spool / OUTPUTS_FOLDER / receipt_id, datasets)
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
         journal.update(
             receipt_id, state=State.SCORED, global_score=result.global_score,
@@ -121,13 +150,25 @@ def report(self, message: dict[str, Any]) -> None:
         journal.update(receipt_id, reason="no destination configured: outputs kept in the spool")
         return
     if failure is not None:
-        attempts = receipt.attempts + 1
-        if attempts > settings.delivery_retries:
-            journal.update(
-                receipt_id, state=State.FAILED, attempts=attempts,
-                reason=f"delivery to {destination} failed {attempts} times: {failure}",
-            )
-            return
-        journal.update(receipt_id, attempts=attempts, reason=f"delivery attempt {attempts} failed: {failure}")
-        raise self.retry(countdown=min(2**attempts, MAX_BACKOFF_S), exc=failure)
-    journal.update(receipt_id, state=State.DELIVERED, reason=None, attempts=receipt.attempts + 1)
+        _delivery_failed(receipt, destination, failure)
+    else:
+        _delivered(receipt)
+
+
+@app.task(name="worker.tasks.deliver")
+def deliver(receipt_id: str) -> None:
+    """Send a scored receipt's stored outputs (node queue); nothing is computed again."""
+    receipt = runtime.journal().get(receipt_id)
+    if receipt is None or receipt.state != State.SCORED or not receipt.destination:
+        return
+    destination = Destination.parse(receipt.destination)
+    files = sorted((runtime.settings().spool / OUTPUTS_FOLDER / receipt_id).glob("*.dcm"))
+    if not files:
+        runtime.journal().update(receipt_id, state=State.FAILED, reason="deliver: no stored outputs in the spool")
+        return
+    try:
+        send_instances([path.read_bytes() for path in files], destination, receipt.called_ae)
+    except (DispatchError, OSError) as error:
+        _delivery_failed(receipt, destination, error)
+    else:
+        _delivered(receipt)

@@ -50,13 +50,14 @@ def test_unreachable_destination_is_retried_then_failed(tmp_path, fuji_cr, broke
     spool = tmp_path / "spool"
     closed_port = free_port()  # nothing listens here
     arguments = _node_arguments(spool, node_port, broker_url, f"NOBODY@{LOOPBACK}:{closed_port}")
-    environment = {"DICOM_NODE_DELIVERY_RETRIES": "2"}
+    environment = {"DICOM_NODE_DELIVERY_GIVE_UP_AFTER": "5"}  # waits 2 + 4 s: three attempts
     with node_process(tmp_path / "node", arguments, env=environment):
         wait_until(lambda: listening(node_port), 60, "the node to listen")
         assert c_store(fuji_cr, node_port, NODE_AET) == 0x0000
         receipt = _failed_receipt(spool)
     assert receipt["attempts"] == 3
-    assert f"NOBODY@{LOOPBACK}:{closed_port} failed 3 times" in receipt["reason"]
+    assert f"NOBODY@{LOOPBACK}:{closed_port} failed 3 times over 6 s" in receipt["reason"]
+    assert "connection refused" in receipt["reason"]
     assert receipt["global_score"] is not None  # scored; outputs kept in the spool
     assert len(list((spool / "outputs").rglob("*.dcm"))) == 4
 
@@ -68,7 +69,7 @@ def test_a_destination_that_refuses_one_output_class_gets_the_others_then_the_re
     no_seg = [cx.abstract_syntax for cx in AllStoragePresentationContexts if cx.abstract_syntax != SegmentationStorage]
     with storage_scp(sop_classes=no_seg) as (destination, received):
         arguments = _node_arguments(spool, node_port, broker_url, str(destination))
-        with node_process(tmp_path / "node", arguments, env={"DICOM_NODE_DELIVERY_RETRIES": "1"}):
+        with node_process(tmp_path / "node", arguments, env={"DICOM_NODE_DELIVERY_GIVE_UP_AFTER": "1"}):
             wait_until(lambda: listening(node_port), 60, "the node to listen")
             assert c_store(fuji_cr, node_port, NODE_AET) == 0x0000
             receipt = _failed_receipt(spool)

@@ -1,6 +1,7 @@
 """Sending outputs by C-STORE over a real association, and TCP_NODELAY on the node's sockets."""
 
 import socket
+import threading
 from io import BytesIO
 from types import SimpleNamespace
 
@@ -45,12 +46,28 @@ def test_a_sop_class_the_destination_does_not_take_is_a_dispatch_error_after_the
     assert len(received) == 1
 
 
-def test_nobody_listening_is_a_dispatch_error():
+def test_nobody_listening_is_a_refused_connection():
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         port = probe.getsockname()[1]
-    with pytest.raises(DispatchError, match="not established"):
+    with pytest.raises(DispatchError, match=f"connection refused.*{LOOPBACK}:{port}"):
         send_instances([require_path(J2K_CR).read_bytes()], Destination.parse(f"PACS@{LOOPBACK}:{port}"), "NODE")
+
+
+def test_a_rejected_association_says_why():
+    """A PACS that does not know our calling AE rejects the association (PS3.8 9.3.4)."""
+    rejected = pytest.raises(DispatchError, match=r"rejected by PACS@.*Calling AE title not recognised")
+    with storage_scp(require_calling_ae="SOMEONE_ELSE") as (destination, _), rejected:
+        send_instances([require_path(J2K_CR).read_bytes()], destination, "NODE")
+
+
+def test_a_peer_that_drops_the_connection_is_an_abort():
+    with socket.create_server((LOOPBACK, 0)) as listener:
+        port = listener.getsockname()[1]
+        dropper = threading.Thread(target=lambda: listener.accept()[0].close(), daemon=True)
+        dropper.start()
+        with pytest.raises(DispatchError, match="aborted"):
+            send_instances([require_path(J2K_CR).read_bytes()], Destination.parse(f"PACS@{LOOPBACK}:{port}"), "NODE")
 
 
 def test_disable_nagle_sets_tcp_nodelay():
