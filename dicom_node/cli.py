@@ -37,6 +37,8 @@ def _settings(config: Path | None, **overrides: object) -> NodeSettings:
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # per-module copy notes
+    # each pixel decoder's traceback for an undecodable image: the receipt's reason names them all
+    logging.getLogger("pydicom.pixels.decoders.base").setLevel(logging.CRITICAL)
 
 
 @app.callback()

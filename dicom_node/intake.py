@@ -12,9 +12,10 @@ from collections.abc import Callable
 import pydicom
 
 from dicom_node.config import Destination
+from dicom_node.failures import failure_reason
 from dicom_node.journal import PENDING_STATES, Journal, State
 from dicom_node.spool import Spool
-from dicom_node.triage import triage
+from dicom_node.triage import identity_problem, triage
 
 log = logging.getLogger(__name__)
 DEFERRED_VALUE_BYTES = 1024  # read headers only; pixel data stays on disk
@@ -82,12 +83,23 @@ class Intake:
             log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
         if receipt.state == State.RECEIVED:
-            ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
-            decision = triage(ds)
-            identity = {
-                "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,
-                "modality": str(ds.get("Modality", "")) or None,
-            }
+            try:  # the spooled file never changes: an error reading it is final, not retried
+                ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
+                decision = triage(ds)
+                identity = {
+                    "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,
+                    "modality": str(ds.get("Modality", "")) or None,
+                }
+            except Exception as error:
+                reason = failure_reason("triage: cannot read the instance", error)
+                self.journal.update(receipt_id, state=State.FAILED, reason=reason)
+                log.warning("receipt %s failed: %s", receipt_id, reason)
+                return
+            problem = identity_problem(ds) if decision.accept else ""
+            if problem:
+                self.journal.update(receipt_id, state=State.FAILED, reason=f"triage: {problem}", **identity)
+                log.warning("receipt %s failed: triage: %s", receipt_id, problem)
+                return
             if not decision.accept:
                 self.journal.update(receipt_id, state=State.SKIPPED, reason=decision.reason, **identity)
                 log.info("receipt %s skipped: %s", receipt_id, decision.reason)

@@ -78,17 +78,49 @@ def _normalise(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip((values.astype(np.float64) - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
-def _first(value: object) -> float:
-    """First value of a possibly multi-valued DICOM number (DS/IS with VM > 1)."""
+def _number(ds: Dataset, keyword: str) -> float:
+    """The (first) value of a DS/IS attribute as a finite number; a typed error naming it otherwise."""
+    value = ds[keyword].value
     if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        value = value[0]
-    return float(value)
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number):
+        raise UnsupportedImageError(f"{keyword} {str(value)[:20]!r} is not a number")
+    return number
+
+
+def _check_rescale(ds: Dataset) -> None:
+    """Rescale Slope/Intercept, where present, must be numbers (PS3.3 C.11.1)."""
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if keyword in ds:
+            _number(ds, keyword)
+
+
+def _check_native_length(ds: Dataset) -> None:
+    """Uncompressed Pixel Data must hold Rows x Columns x Samples x Bits Allocated bits (PS3.5 8.1.1),
+    padded to even length: a dataset whose dimensions lie would otherwise be read as another image."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or syntax.is_compressed or "PixelData" not in ds:
+        return
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    pixels = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+    expected = -(-pixels * bits // 8)
+    actual = len(ds.PixelData or b"")
+    if bits not in (1, 8, 16, 32) or actual not in (expected, expected + expected % 2):
+        raise PixelDecodeError(
+            f"Pixel Data holds {actual} bytes; {ds.Rows} x {ds.Columns} pixels of {bits} bits need {expected}"
+        )
 
 
 def _apply_window(values: np.ndarray, ds: Dataset) -> np.ndarray:
     """Window Center/Width with VOI LUT Function (PS3.3 C.11.2.1.2-3) -> [0, 1]."""
-    center = _first(ds.WindowCenter)
-    width = max(_first(ds.WindowWidth), 1.0)
+    center = _number(ds, "WindowCenter")
+    width = _number(ds, "WindowWidth")
+    if width < 1.0:
+        raise UnsupportedImageError(f"Window Width {width:g} is below 1 (PS3.3 C.11.2.1.2)")
     function = str(ds.get("VOILUTFunction", "LINEAR")).upper()
     x = values.astype(np.float64)
     if function == "SIGMOID":
@@ -122,6 +154,8 @@ def _needs_inversion(ds: Dataset) -> bool:
 def display_image_from_dataset(ds: Dataset) -> np.ndarray:
     """The radiograph as a viewer shows it: (rows, cols) float32 in [0, 1], air dark."""
     check_dataset_supported(ds)
+    _check_native_length(ds)
+    _check_rescale(ds)
     try:
         stored = ds.pixel_array
     except Exception as error:  # pydicom raises many types for codecs and codestreams

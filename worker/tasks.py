@@ -15,11 +15,11 @@ from pydicom.dataset import Dataset
 
 from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_instances
+from dicom_node.failures import failure_reason
 from dicom_node.journal import Receipt, State
 from dicom_node.outputs import build_outputs
 from dicom_node.retry_schedule import gives_up, retry_delay, waited
 from dicom_node.spool import write_durably
-from inference.errors import InferenceError
 from inference.preprocessing import prepare_dataset
 from worker import runtime
 from worker.app import app
@@ -40,24 +40,36 @@ def enqueue_delivery(receipt_id: str, countdown: int = 0) -> None:
 
 
 def _fail(receipt_id: str, reason: str) -> None:
+    """End the receipt ``failed`` with ``reason`` (one log line) and stop the chain."""
     runtime.journal().update(receipt_id, state=State.FAILED, reason=reason)
     log.warning("receipt %s failed: %s", receipt_id, reason)
     raise Ignore()
 
 
+def _known_receipt(receipt_id: str, stage: str) -> Receipt:
+    """The journal's receipt, or a loud error for a task this node never received (a broker shared
+    with another node) and the chain stops."""
+    receipt = runtime.journal().get(receipt_id)
+    if receipt is None:
+        log.error(
+            "%s: receipt %s is not in this node's journal (%s): is the broker shared with another node?",
+            stage, receipt_id, runtime.settings().journal_path,
+        )
+        raise Ignore()
+    return receipt
+
+
 @app.task(name="worker.tasks.prepare")
 def prepare(receipt_id: str) -> dict[str, Any]:
     """Decode the spooled instance and build the model input (node queue)."""
-    journal = runtime.journal()
-    receipt = journal.get(receipt_id)
-    if receipt is None or receipt.state == State.DELIVERED:
+    receipt = _known_receipt(receipt_id, "prepare")
+    if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         raise Ignore()
-    ds = pydicom.dcmread(runtime.settings().spool / receipt.path)
     started = time.perf_counter()
-    try:
-        prepared = prepare_dataset(ds)
-    except InferenceError as error:
-        _fail(receipt_id, str(error))
+    try:  # a file in the spool never changes: whatever fails here fails for good
+        prepared = prepare_dataset(pydicom.dcmread(runtime.settings().spool / receipt.path))
+    except Exception as error:
+        _fail(receipt_id, failure_reason("prepare", error))
     return {
         "receipt_id": receipt_id, "prepared": encode_prepared(prepared),
         "compute_s": time.perf_counter() - started,
@@ -72,8 +84,9 @@ def infer(message: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = predictor.predict(prepared)
-    except InferenceError as error:
-        return {"receipt_id": message["receipt_id"], "error": str(error)}
+    except Exception as error:  # reported by the report task, which owns the journal
+        log.warning("infer failed for receipt %s: %s", message["receipt_id"], type(error).__name__)
+        return {"receipt_id": message["receipt_id"], "error": failure_reason("infer", error)}
     compute_s = message["compute_s"] + time.perf_counter() - started
     return {"receipt_id": message["receipt_id"], "result": encode_result(result), "compute_s": compute_s}
 
@@ -121,21 +134,27 @@ def report(message: dict[str, Any]) -> None:
     """
     receipt_id = message["receipt_id"]
     journal = runtime.journal()
-    receipt = journal.get(receipt_id)
-    if receipt is None or receipt.state in (State.DELIVERED, State.FAILED):
+    receipt = _known_receipt(receipt_id, "report")
+    if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         return
     if "error" in message:
         _fail(receipt_id, message["error"])
     settings = runtime.settings()
-    source = pydicom.dcmread(settings.spool / receipt.path)
-    result = decode_result(message["result"])
+    try:
+        source = pydicom.dcmread(settings.spool / receipt.path)
+        result = decode_result(message["result"])
+    except Exception as error:
+        _fail(receipt_id, failure_reason("report", error))
     destination = Destination.parse(receipt.destination) if receipt.destination else None
     batches = [[kind for kind in settings.outputs if kind == "sr"], [kind for kind in settings.outputs if kind != "sr"]]
     uids: list[str] = []
     failure: Exception | None = None
     for batch in filter(None, batches):
-        datasets = build_outputs(source, result, batch)
-        encoded = _store_outputs(settings.spool / OUTPUTS_FOLDER / receipt_id, datasets)
+        try:
+            datasets = build_outputs(source, result, batch)
+            encoded = _store_outputs(settings.spool / OUTPUTS_FOLDER / receipt_id, datasets)
+        except Exception as error:  # highdicom/pydicom refusing the source's attributes, or the disk
+            _fail(receipt_id, failure_reason(f"report ({', '.join(batch)})", error))
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
         journal.update(
             receipt_id, state=State.SCORED, global_score=result.global_score,
