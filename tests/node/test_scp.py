@@ -6,7 +6,11 @@ import subprocess
 import pydicom
 import pytest
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind, Verification
+from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
+    PatientRootQueryRetrieveInformationModelFind,
+    Verification,
+)
 
 from dicom_node.config import load_settings
 from dicom_node.journal import Journal, State
@@ -130,3 +134,19 @@ def test_private_storage_classes_are_spooled_and_other_services_refused(node, fu
     association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
     assert not association.is_established  # the only context was refused, so the requestor aborts
     assert [context.result for context in association.rejected_contexts] == [0x03]  # abstract syntax not supported
+
+
+def test_worklist_queries_are_answered_unable_to_process_and_nothing_is_spooled(node):
+    """pynetdicom's unrestricted storage accepts the Modality Worklist context (it does not know
+    it under pydicom's name); a C-FIND on it is answered 0xC311 and stores nothing."""
+    settings, _, stored = node
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    association = ae.associate(LOOPBACK, settings.port, ae_title=settings.ae_title)
+    assert association.is_established
+    query = pydicom.Dataset()
+    query.PatientName = ""
+    statuses = [status.Status for status, _ in association.send_c_find(query, ModalityWorklistInformationFind)]
+    association.release()
+    assert statuses == [0xC311]
+    assert stored == []
