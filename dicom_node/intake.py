@@ -29,9 +29,9 @@ class Intake:
         self,
         spool: Spool,
         journal: Journal,
-        enqueue: Callable[[str], None],
+        enqueue: Callable[[str, str], None],
         destination_for: Callable[[str], Destination | None],
-        enqueue_delivery: Callable[[str], None],
+        enqueue_delivery: Callable[[str, str], None],
     ) -> None:
         self.spool = spool
         self.journal = journal
@@ -79,7 +79,7 @@ class Intake:
         if receipt is None or receipt.state not in PENDING_STATES:
             return
         if receipt.state == State.SCORED and receipt.outputs and receipt.destination:
-            self.enqueue_delivery(receipt_id)
+            self.enqueue_delivery(receipt_id, self.journal.issue_token(receipt_id))
             log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
         if receipt.state == State.RECEIVED:
@@ -106,7 +106,7 @@ class Intake:
                 return
             destination = self.destination_for(receipt.calling_ae)
             self.journal.update(receipt_id, destination=str(destination) if destination else None, **identity)
-        self.enqueue(receipt_id)
+        self.enqueue(receipt_id, self.journal.issue_token(receipt_id))
         if receipt.state == State.RECEIVED:
             self.journal.update(receipt_id, state=State.QUEUED)
         log.info("receipt %s queued for scoring", receipt_id)

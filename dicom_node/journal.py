@@ -8,6 +8,7 @@ No patient-identifying attributes are stored here.
 import json
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -53,11 +54,11 @@ CREATE INDEX IF NOT EXISTS receipts_received ON receipts (received_at);
 """
 
 # Columns added after the first schema: added to older journals when they are opened.
-ADDED_COLUMNS = {"compute_ms": "INTEGER"}
+ADDED_COLUMNS = {"compute_ms": "INTEGER", "task_token": "TEXT"}
 
 UPDATABLE = {
     "state", "reason", "attempts", "study_instance_uid", "modality", "global_score",
-    "region_scores", "outputs", "destination", "compute_ms",
+    "region_scores", "outputs", "destination", "compute_ms", "task_token",
 }
 
 
@@ -83,6 +84,7 @@ class Receipt:
     outputs: list[str] | None
     destination: str | None  # AET@HOST:PORT chosen by the node when it queued the image
     compute_ms: int | None  # model compute as timed by the workers: preprocessing + BS-Net
+    task_token: str | None = None  # the token of the receipt's current chain; older chains stop
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Receipt":
@@ -169,6 +171,13 @@ class Journal:
             f"UPDATE receipts SET {assignments}, updated_at = ? WHERE id = ?",
             (*values, _now(), receipt_id),
         )
+
+    def issue_token(self, receipt_id: str) -> str:
+        """A new token for the chain about to be queued for ``receipt_id``; tasks carrying an
+        older one are superseded (a restart re-queues what the broker may still hold)."""
+        token = uuid.uuid4().hex
+        self.update(receipt_id, task_token=token)
+        return token
 
     def get(self, receipt_id: str) -> Receipt | None:
         rows = self._execute("SELECT * FROM receipts WHERE id = ?", (receipt_id,))

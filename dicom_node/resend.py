@@ -30,8 +30,8 @@ def resend(
     journal: Journal,
     receipt_ids: Iterable[str],
     failed: bool,
-    enqueue: Callable[[str], None],
-    enqueue_delivery: Callable[[str], None],
+    enqueue: Callable[[str, str], None],
+    enqueue_delivery: Callable[[str, str], None],
 ) -> list[Resend]:
     """Queue the given receipts (and every ``failed`` one if ``failed``) again; one Resend each."""
     done = []
@@ -42,10 +42,10 @@ def resend(
             done.append(Resend(receipt.id, "left", f"skipped: {receipt.reason}"))
         elif receipt.outputs and receipt.destination:
             journal.update(receipt.id, state=State.SCORED, attempts=0, reason="sent again on request")
-            enqueue_delivery(receipt.id)
+            enqueue_delivery(receipt.id, journal.issue_token(receipt.id))
             done.append(Resend(receipt.id, "resend", f"{len(receipt.outputs)} outputs to {receipt.destination}"))
         else:
             journal.update(receipt.id, state=State.QUEUED, attempts=0, reason="scored again on request")
-            enqueue(receipt.id)
+            enqueue(receipt.id, journal.issue_token(receipt.id))
             done.append(Resend(receipt.id, "rescore", "scored again from the spooled instance"))
     return done

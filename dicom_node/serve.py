@@ -53,6 +53,7 @@ def serve(settings: NodeSettings) -> None:
     configure(settings)
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal)
+    spool.remove_orphans()
     intake = Intake(spool, journal, enqueue, settings.destination_for, enqueue_delivery)
     intake.start()
     intake.recover()

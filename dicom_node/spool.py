@@ -2,12 +2,17 @@
 temp file + fsync + rename + directory fsync, then recorded in the journal; only then may the
 SCP answer success (ARCHITECTURE.md "Success means safe")."""
 
+import logging
 import os
 import tempfile
 import uuid
 from pathlib import Path
 
 from dicom_node.journal import Journal
+
+log = logging.getLogger(__name__)
+TEMPORARY_PREFIX = ".incoming-"
+INSTANCES = "instances"
 
 
 class SpoolError(OSError):
@@ -26,7 +31,7 @@ def write_durably(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically: temp file in the same folder, fsync, rename,
     fsync the folder. On any failure nothing is left at ``target`` or in the folder."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -49,6 +54,21 @@ class Spool:
     def path_of(self, relative: str) -> Path:
         return self.root / relative
 
+    def remove_orphans(self) -> int:
+        """Remove what an interrupted run left among the instances (at start-up, before the SCP,
+        their only writer, listens): temp files of unfinished writes, and instance files with no
+        journal row, whose C-STORE was never answered with success (the sender sends them
+        again). Returns how many were removed."""
+        orphans = list((self.root / INSTANCES).glob(f"*/{TEMPORARY_PREFIX}*"))
+        for path in (self.root / INSTANCES).glob("*/*.dcm"):
+            if self.journal.get(path.stem) is None:
+                orphans.append(path)
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        if orphans:
+            log.warning("removed %d files left by an interrupted run (never acknowledged)", len(orphans))
+        return len(orphans)
+
     def store(
         self, data: bytes, calling_ae: str, called_ae: str, sop_class_uid: str, sop_instance_uid: str
     ) -> str:
@@ -58,7 +78,7 @@ class Spool:
         Raises :class:`SpoolError` with nothing left behind if the file or journal write fails.
         """
         receipt_id = uuid.uuid4().hex
-        relative = f"instances/{receipt_id[:2]}/{receipt_id}.dcm"
+        relative = f"{INSTANCES}/{receipt_id[:2]}/{receipt_id}.dcm"
         target = self.path_of(relative)
         try:
             write_durably(target, data)

@@ -29,14 +29,15 @@ log = logging.getLogger(__name__)
 OUTPUTS_FOLDER = "outputs"
 
 
-def enqueue(receipt_id: str) -> None:
-    """Queue the prepare -> infer -> report chain for one spooled receipt."""
-    chain(prepare.s(receipt_id), infer.s(), report.s()).apply_async()
+def enqueue(receipt_id: str, token: str) -> None:
+    """Queue the prepare -> infer -> report chain for one spooled receipt (``token``: the journal's
+    :meth:`~dicom_node.journal.Journal.issue_token` for it)."""
+    chain(prepare.s(receipt_id, token), infer.s(), report.s()).apply_async()
 
 
-def enqueue_delivery(receipt_id: str, countdown: int = 0) -> None:
+def enqueue_delivery(receipt_id: str, token: str, countdown: int = 0) -> None:
     """Queue sending a scored receipt's stored outputs, ``countdown`` seconds from now."""
-    deliver.apply_async((receipt_id,), countdown=countdown)
+    deliver.apply_async((receipt_id, token), countdown=countdown)
 
 
 def _fail(receipt_id: str, reason: str) -> None:
@@ -46,9 +47,10 @@ def _fail(receipt_id: str, reason: str) -> None:
     raise Ignore()
 
 
-def _known_receipt(receipt_id: str, stage: str) -> Receipt:
-    """The journal's receipt, or a loud error for a task this node never received (a broker shared
-    with another node) and the chain stops."""
+def _current_receipt(receipt_id: str, token: str, stage: str) -> Receipt:
+    """The journal's receipt if ``token`` is its current chain's; otherwise the task stops: quietly
+    for a chain superseded by a re-queue, loudly for a receipt this node never received (a broker
+    shared with another node)."""
     receipt = runtime.journal().get(receipt_id)
     if receipt is None:
         log.error(
@@ -56,13 +58,16 @@ def _known_receipt(receipt_id: str, stage: str) -> Receipt:
             stage, receipt_id, runtime.settings().journal_path,
         )
         raise Ignore()
+    if receipt.task_token != token:
+        log.info("%s: receipt %s was queued again since this task was: superseded", stage, receipt_id)
+        raise Ignore()
     return receipt
 
 
 @app.task(name="worker.tasks.prepare")
-def prepare(receipt_id: str) -> dict[str, Any]:
+def prepare(receipt_id: str, token: str) -> dict[str, Any]:
     """Decode the spooled instance and build the model input (node queue)."""
-    receipt = _known_receipt(receipt_id, "prepare")
+    receipt = _current_receipt(receipt_id, token, "prepare")
     if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         raise Ignore()
     started = time.perf_counter()
@@ -71,7 +76,7 @@ def prepare(receipt_id: str) -> dict[str, Any]:
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
     return {
-        "receipt_id": receipt_id, "prepared": encode_prepared(prepared),
+        "receipt_id": receipt_id, "token": token, "prepared": encode_prepared(prepared),
         "compute_s": time.perf_counter() - started,
     }
 
@@ -86,9 +91,12 @@ def infer(message: dict[str, Any]) -> dict[str, Any]:
         result = predictor.predict(prepared)
     except Exception as error:  # reported by the report task, which owns the journal
         log.warning("infer failed for receipt %s: %s", message["receipt_id"], type(error).__name__)
-        return {"receipt_id": message["receipt_id"], "error": failure_reason("infer", error)}
+        return {"receipt_id": message["receipt_id"], "token": message["token"], "error": failure_reason("infer", error)}
     compute_s = message["compute_s"] + time.perf_counter() - started
-    return {"receipt_id": message["receipt_id"], "result": encode_result(result), "compute_s": compute_s}
+    return {
+        "receipt_id": message["receipt_id"], "token": message["token"], "result": encode_result(result),
+        "compute_s": compute_s,
+    }
 
 
 def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:
@@ -117,7 +125,7 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     reason = f"delivery attempt {attempts} failed: {error}; next attempt in {delay} s"
     runtime.journal().update(receipt.id, attempts=attempts, reason=reason)
     log.info("receipt %s: %s", receipt.id, reason)
-    enqueue_delivery(receipt.id, countdown=delay)
+    enqueue_delivery(receipt.id, receipt.task_token, countdown=delay)
 
 
 def _delivered(receipt: Receipt) -> None:
@@ -134,7 +142,7 @@ def report(message: dict[str, Any]) -> None:
     """
     receipt_id = message["receipt_id"]
     journal = runtime.journal()
-    receipt = _known_receipt(receipt_id, "report")
+    receipt = _current_receipt(receipt_id, message["token"], "report")
     if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         return
     if "error" in message:
@@ -175,10 +183,10 @@ def report(message: dict[str, Any]) -> None:
 
 
 @app.task(name="worker.tasks.deliver")
-def deliver(receipt_id: str) -> None:
+def deliver(receipt_id: str, token: str) -> None:
     """Send a scored receipt's stored outputs (node queue); nothing is computed again."""
-    receipt = runtime.journal().get(receipt_id)
-    if receipt is None or receipt.state != State.SCORED or not receipt.destination:
+    receipt = _current_receipt(receipt_id, token, "deliver")
+    if receipt.state != State.SCORED or not receipt.destination:
         return
     destination = Destination.parse(receipt.destination)
     files = sorted((runtime.settings().spool / OUTPUTS_FOLDER / receipt_id).glob("*.dcm"))

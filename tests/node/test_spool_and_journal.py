@@ -92,3 +92,18 @@ def test_unopenable_journal_is_a_clear_error(tmp_path):
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(JournalError):
         Journal(tmp_path / "dir.sqlite")
+
+
+def test_orphans_of_an_interrupted_write_are_removed_at_start_up(spool):
+    """A node killed between writing an instance and journaling it never answered success: the
+    sender sends it again, so the file is removed; so are temp files of unfinished writes."""
+    kept = spool.path_of(spool.journal.get(spool.store(b"kept", "MODALITY", "NODE", "1.2", "1.2.3")).path)
+    orphan = spool.root / "instances" / "ab" / ("ab" + "0" * 30 + ".dcm")
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"never acknowledged")
+    partial = kept.parent / ".incoming-xyz"
+    partial.write_bytes(b"half written")
+    assert spool.remove_orphans() == 2
+    assert kept.read_bytes() == b"kept"
+    assert not orphan.exists() and not partial.exists()
+    assert spool.remove_orphans() == 0
