@@ -1,60 +1,182 @@
-"""The embedded default broker: start a local redis-server (append-only file in the spool)
-when the configured broker is local and not running (issue 3, "Queue and work")."""
+"""The embedded default broker (issue 11): a private redis-server for one spool, supervised.
 
+Without ``broker_url`` the node starts its own redis-server on a free loopback port, so two nodes
+on one host never share queues by accident. It keeps nothing on disk (no RDB, no append-only
+file): the journal is the source of truth and re-queues whatever is pending, so a full spool disk
+cannot stop the broker. Its URL is written to ``spool/redis/broker.url`` for the processes that
+share the spool (``dicom-node worker --queues node``, ``dicom-node retry``). It is supervised: if
+it dies it is started again on the same port and ``on_restart`` re-queues the pending receipts;
+after ``MAX_RESTARTS`` failed restarts in a row the broker is given up (``failed``) and
+``on_failure`` is called. It dies with the node (Linux parent-death signal), and an orphan left
+by a node that was killed is stopped when the next node starts on the same spool.
+"""
+
+import ctypes
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+MAX_RESTARTS = 5
+PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(RuntimeError):
     """The broker cannot be reached or started; the message says what to do."""
 
 
-def _listening(host: str, port: int) -> bool:
+def _listening(port: int) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=1.0):
+        with socket.create_connection((LOOPBACK, port), timeout=1.0):
             return True
     except OSError:
         return False
 
 
-def ensure_local_redis(broker_url: str, spool: Path) -> subprocess.Popen | None:
-    """Start redis-server for a local ``redis://`` broker that is not listening yet.
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
 
-    Returns the child process to stop at exit, or None when nothing had to be started.
-    """
-    url = urlparse(broker_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 6379
-    if url.scheme != "redis" or host not in LOCAL_HOSTS or _listening(host, port):
-        return None
-    program = shutil.which("redis-server")
-    if program is None:
-        raise BrokerError(
-            f"no broker at {host}:{port} and redis-server is not installed: install it "
-            "(sudo apt-get install redis-server, or bash deploy/install.sh) or give "
-            "--broker-url for a running Redis"
-        )
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _is_redis(pid: int) -> bool:
+    try:
+        return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _stop_pid(pid: int) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not _is_redis(pid):
+                return
+            time.sleep(0.05)
+
+
+def spool_broker_url(spool: Path) -> str | None:
+    """The URL of the embedded broker of the node running on ``spool``, if it is running."""
     folder = Path(spool) / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [
-        program, "--bind", host, "--port", str(port), "--dir", str(folder.resolve()),
-        "--appendonly", "yes", "--save", "", "--daemonize", "no",
-        "--logfile", str((folder / "redis.log").resolve()),
-    ]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not _listening(host, port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise BrokerError(f"redis-server did not start on {host}:{port}; see {folder / 'redis.log'}")
-        time.sleep(0.1)
-    log.info("started redis-server on %s:%d (data in %s)", host, port, folder)
-    return process
+    try:
+        pid = int((folder / "redis.pid").read_text())
+        url = (folder / "broker.url").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return url if _is_redis(pid) else None
+
+
+class EmbeddedBroker:
+    """A supervised, private redis-server for the node on ``spool`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        spool: Path,
+        on_restart: Callable[[], None] = lambda: None,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.folder = Path(spool).resolve() / "redis"
+        self.on_restart, self.on_failure = on_restart, on_failure
+        self.port = 0
+        self.failed = False
+        self._process: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="broker-supervisor", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> str:
+        """Stop an orphan of an earlier node, start redis-server, start supervising; returns the URL."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
+        self.port = _free_port()
+        self._launch()
+        (self.folder / "broker.url").write_text(self.url + "\n")
+        self._supervisor.start()
+        log.info("embedded broker on %s (private to %s, nothing kept on disk)", self.url, self.folder.parent)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop supervising and stop redis-server (bounded: SIGTERM, then SIGKILL)."""
+        self._stopping.set()
+        if self._process is not None:
+            _stop_pid(self._process.pid)
+            self._process.wait(timeout=STOP_TIMEOUT_S)
+        (self.folder / "redis.pid").unlink(missing_ok=True)
+        (self.folder / "broker.url").unlink(missing_ok=True)
+
+    def _stop_orphan(self) -> None:
+        try:
+            pid = int((self.folder / "redis.pid").read_text())
+        except (OSError, ValueError):
+            return
+        if _is_redis(pid):
+            log.warning("stopping redis-server %d left by a node that did not stop cleanly", pid)
+            _stop_pid(pid)
+
+    def _launch(self) -> None:
+        program = shutil.which("redis-server")
+        if program is None:
+            raise BrokerError(
+                "redis-server is not installed: install it (sudo apt-get install redis-server, or "
+                "bash deploy/install.sh) or give --broker-url for a running Redis"
+            )
+        command = [
+            program, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.folder),
+            "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+        ]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _listening(self.port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise BrokerError(f"redis-server did not start on {LOOPBACK}:{self.port}")
+            time.sleep(0.05)
+        self._process = process
+        (self.folder / "redis.pid").write_text(f"{process.pid}\n")
+
+    def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            code = self._process.wait()
+            if self._stopping.is_set():
+                return
+            log.error("embedded broker (redis-server) exited with status %s: starting it again", code)
+            try:
+                self._launch()
+            except BrokerError as error:
+                failures += 1
+                log.error("restarting the embedded broker failed (%d/%d): %s", failures, MAX_RESTARTS, error)
+                if failures >= MAX_RESTARTS:
+                    self.failed = True
+                    self.on_failure()
+                    return
+                time.sleep(min(2**failures, 30))
+                continue
+            failures = 0
+            self.on_restart()

@@ -19,7 +19,9 @@ error_console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or $DICOM_NODE_CONFIG)")]
 SpoolOption = Annotated[Path | None, typer.Option(help="spool folder: instances, outputs, journal")]
-BrokerOption = Annotated[str | None, typer.Option(help="Celery broker, e.g. redis://127.0.0.1:6379/0")]
+BrokerOption = Annotated[
+    str | None, typer.Option(help="Celery broker, e.g. redis://broker:6379/0 (default: the node's own private one)")
+]
 WeightsOption = Annotated[Path | None, typer.Option(help="BS-Net weights file")]
 UntrainedOption = Annotated[
     bool | None, typer.Option("--untrained", help="score with an untrained network (demonstration only)")
@@ -99,14 +101,17 @@ def worker(
         error_console.print(f"[red]unknown queue(s):[/red] {', '.join(sorted(unknown)) or 'none given'}")
         raise typer.Exit(2)
     settings = _settings(config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url)
-    if "inference" in names:
-        try:
+    try:
+        if "inference" in names:
             check_model_settings(settings)
-        except ConfigError as error:
-            error_console.print(f"[red]cannot start:[/red] {error}")
-            raise typer.Exit(2) from error
+        broker = settings.worker_broker_url()
+    except ConfigError as error:
+        error_console.print(f"[red]cannot start:[/red] {error}")
+        raise typer.Exit(2) from error
     _logging()
-    run_worker(settings, names, concurrency=concurrency, pool="prefork")
+    status = run_worker(settings, broker, names, concurrency=concurrency, pool="prefork")
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -152,7 +157,11 @@ def retry(
     if not settings.journal_path.is_file():
         error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
         raise typer.Exit(1)
-    configure(settings)
+    try:
+        configure(settings, settings.worker_broker_url())
+    except ConfigError as error:
+        error_console.print(f"[red]cannot queue:[/red] {error}")
+        raise typer.Exit(2) from error
     journal = Journal(settings.journal_path)
     try:
         done = resend(journal, receipts or [], failed, enqueue, enqueue_delivery)

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, NonNegativeInt, PositiveInt, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -75,10 +75,11 @@ class NodeSettings(BaseSettings):
     weights: Path | None = None
     untrained: bool = False
     worker: bool = True
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None  # None: the node's own private, supervised redis-server
     outputs: Annotated[list[str], NoDecode] = list(OUTPUT_KINDS)
     delivery_max_backoff: PositiveInt = DEFAULT_MAX_BACKOFF_S  # longest wait between delivery attempts, s
     delivery_give_up_after: PositiveInt = DEFAULT_GIVE_UP_AFTER_S  # retrying this long (s) ends in `failed`
+    min_free_space_mb: NonNegativeInt = 512  # below this much free space in the spool, C-STORE answers 0xA700
     visibility_timeout: PositiveInt = 600  # must exceed the longest task and delivery_max_backoff
 
     @field_validator("ae_title")
@@ -138,6 +139,19 @@ class NodeSettings(BaseSettings):
     def destination_for(self, calling_ae: str) -> Destination | None:
         """Where results for images sent by ``calling_ae`` go: its own entry, else the default."""
         return self.destinations.get(calling_ae.strip(), self.destination)
+
+    def worker_broker_url(self) -> str:
+        """The broker a worker or ``retry`` uses: ``broker_url``, else the embedded broker of the
+        node running on this spool (dicom_node.broker.spool_broker_url)."""
+        from dicom_node.broker import spool_broker_url
+
+        url = self.broker_url or spool_broker_url(self.spool)
+        if url is None:
+            raise ConfigError(
+                f"no broker: no node with an embedded broker runs on {self.spool}; start dicom-node serve "
+                "there, or give --broker-url"
+            )
+        return url
 
     @property
     def journal_path(self) -> Path:

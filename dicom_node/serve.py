@@ -1,12 +1,13 @@
-"""``dicom-node serve``: the node process. Embedded default: a local Redis if needed and an
-in-process worker for both queues; ``--no-worker`` for the production split (ARCHITECTURE.md)."""
+"""``dicom-node serve``: the node process. Embedded default: a private, supervised Redis
+(:mod:`dicom_node.broker`) and an in-process worker for both queues; ``--no-worker`` for the
+production split (ARCHITECTURE.md). Exits non-zero when its worker or broker fails for good."""
 
 import logging
 import os
 import signal
 import threading
 
-from dicom_node.broker import ensure_local_redis
+from dicom_node.broker import EmbeddedBroker
 from dicom_node.config import ConfigError, NodeSettings
 from dicom_node.intake import Intake
 from dicom_node.journal import Journal
@@ -28,18 +29,23 @@ def check_model_settings(settings: NodeSettings) -> None:
         raise ConfigError(f"weights file not found: {settings.weights}")
 
 
-def run_worker(settings: NodeSettings, queues: tuple[str, ...], concurrency: int, pool: str) -> None:
-    """Run a Celery worker for ``queues`` in this process until it is told to stop."""
+def run_worker(settings: NodeSettings, broker_url: str, queues: tuple[str, ...], concurrency: int, pool: str) -> int:
+    """Run a Celery worker for ``queues`` in this process until it stops; returns its exit status."""
     from worker import runtime
     from worker.app import configure
 
     runtime.use_settings(settings)
-    app = configure(settings)
+    app = configure(settings, broker_url)
     worker = app.Worker(
         queues=list(queues), concurrency=concurrency, pool=pool, loglevel="INFO",
         hostname=f"dicom-node-{'-'.join(queues)}-{os.getpid()}@%h",
     )
     worker.start()
+    return int(worker.exitcode or 0)
+
+
+def _stop_this_process() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(settings: NodeSettings) -> None:
@@ -49,18 +55,23 @@ def serve(settings: NodeSettings) -> None:
     from worker.tasks import enqueue, enqueue_delivery
 
     settings.spool.mkdir(parents=True, exist_ok=True)
-    redis_process = ensure_local_redis(settings.broker_url, settings.spool)
-    configure(settings)
     journal = Journal(settings.journal_path)
-    spool = Spool(settings.spool, journal)
+    spool = Spool(settings.spool, journal, min_free_bytes=settings.min_free_space_mb * 2**20)
     spool.remove_orphans()
     intake = Intake(spool, journal, enqueue, settings.destination_for, enqueue_delivery)
+    broker = None
+    broker_url = settings.broker_url
+    if broker_url is None:  # the embedded default: a restarted broker is empty, the journal re-queues
+        broker = EmbeddedBroker(settings.spool, on_restart=intake.recover, on_failure=_stop_this_process)
+        broker_url = broker.start()
+    configure(settings, broker_url)
     intake.start()
     intake.recover()
     server = start_scp(settings, spool, intake.submit)
+    status = 0
     try:
         if settings.worker:
-            run_worker(settings, ALL_QUEUES, concurrency=1, pool="solo")
+            status = run_worker(settings, broker_url, ALL_QUEUES, concurrency=1, pool="solo")
         else:
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +81,11 @@ def serve(settings: NodeSettings) -> None:
         server.shutdown()
         intake.stop()
         journal.close()
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
+        if broker is not None:
+            broker.stop()
         log.info("stopped")
+    if broker is not None and broker.failed:
+        log.error("the embedded broker could not be restarted: stopping with status 1")
+        status = status or 1
+    if status:
+        raise SystemExit(status)

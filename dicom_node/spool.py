@@ -4,6 +4,7 @@ SCP answer success (ARCHITECTURE.md "Success means safe")."""
 
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -45,11 +46,22 @@ def write_durably(target: Path, data: bytes) -> None:
 
 
 class Spool:
-    """Instances under ``root/instances``, journal at ``root/journal.sqlite``."""
+    """Instances under ``root/instances``, journal at ``root/journal.sqlite``; no instance is
+    taken while the spool's file system has less than ``min_free_bytes`` free."""
 
-    def __init__(self, root: Path, journal: Journal) -> None:
+    def __init__(self, root: Path, journal: Journal, min_free_bytes: int = 0) -> None:
         self.root = Path(root)
         self.journal = journal
+        self.min_free_bytes = min_free_bytes
+
+    def _check_free_space(self) -> None:
+        """Disk pressure is a state: refuse (0xA700) below the floor, accept again above it, and keep
+        room for the journal and the outputs of what was already accepted."""
+        free = shutil.disk_usage(self.root).free
+        if free < self.min_free_bytes:
+            raise SpoolError(
+                f"the spool's disk has {free // 2**20} MB free, below the floor of {self.min_free_bytes // 2**20} MB"
+            )
 
     def path_of(self, relative: str) -> Path:
         return self.root / relative
@@ -77,6 +89,7 @@ class Spool:
         Every receipt gets its own file (a re-send never overwrites an accepted instance).
         Raises :class:`SpoolError` with nothing left behind if the file or journal write fails.
         """
+        self._check_free_space()
         receipt_id = uuid.uuid4().hex
         relative = f"{INSTANCES}/{receipt_id[:2]}/{receipt_id}.dcm"
         target = self.path_of(relative)

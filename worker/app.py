@@ -35,10 +35,10 @@ app.conf.update(
 )
 
 
-def configure(settings: NodeSettings) -> Celery:
-    """Point the app at the configured broker; returns the app."""
+def configure(settings: NodeSettings, broker_url: str) -> Celery:
+    """Point the app at ``broker_url`` with the settings' reliability options; returns the app."""
     app.conf.update(
-        broker_url=settings.broker_url,
+        broker_url=broker_url,
         # A task whose worker died unacknowledged is delivered again once it is older than the
         # visibility timeout; sweep for such tasks every few seconds rather than kombu's
         # default of about 100 s.

@@ -1,37 +1,75 @@
-"""The embedded broker: a local redis-server started on demand, with a clear error without it."""
+"""The embedded broker: private to its spool, nothing on disk, supervised, never orphaned."""
 
+import os
+import signal
+import threading
+
+import pytest
 import redis
 
-from dicom_node.broker import BrokerError, ensure_local_redis
+from dicom_node.broker import BrokerError, EmbeddedBroker, spool_broker_url
 from tests.conftest import require_tool
-from tests.servers import free_port
+from tests.servers import wait_until
 
 
-def test_starts_redis_with_append_only_file_in_the_spool(tmp_path):
+@pytest.fixture
+def broker(tmp_path):
     require_tool("redis-server")
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    process = ensure_local_redis(url, tmp_path)
+    restarted = threading.Event()
+    embedded = EmbeddedBroker(tmp_path / "spool", on_restart=restarted.set)
+    embedded.start()
+    embedded.restarted = restarted
+    yield embedded
+    embedded.stop()
+
+
+def test_a_private_broker_keeps_nothing_on_disk_and_tells_the_spool(broker, tmp_path):
+    client = redis.Redis.from_url(broker.url)
+    client.set("probe", "1")
+    assert client.config_get("appendonly") == {"appendonly": "no"}
+    assert client.config_get("save") == {"save": ""}
+    assert spool_broker_url(tmp_path / "spool") == broker.url
+    other = EmbeddedBroker(tmp_path / "other-spool")
     try:
-        assert process is not None
-        client = redis.Redis.from_url(url)
-        client.set("probe", "1")
-        assert client.config_get("appendonly") == {"appendonly": "yes"}
-        assert (tmp_path / "redis").is_dir()
-        assert ensure_local_redis(url, tmp_path) is None  # already running: nothing started
+        assert other.start() != broker.url  # two nodes on one host never share a broker
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        other.stop()
+    assert spool_broker_url(tmp_path / "other-spool") is None
 
 
-def test_remote_broker_is_left_alone(tmp_path):
-    assert ensure_local_redis("redis://broker.example:6379/0", tmp_path) is None
+def test_a_broker_that_dies_is_started_again_on_its_port(broker):
+    first, url = broker.pid, broker.url
+    os.kill(first, signal.SIGKILL)
+    assert broker.restarted.wait(30)
+    assert broker.pid != first and broker.url == url
+    assert redis.Redis.from_url(url).ping()
+
+
+def test_an_orphan_of_a_killed_node_is_stopped_by_the_next_node(tmp_path):
+    require_tool("redis-server")
+    spool = tmp_path / "spool"
+    crashed = EmbeddedBroker(spool)
+    crashed.start()
+    orphan = crashed.pid
+    crashed._stopping.set()  # the node is gone without stopping its broker: it stays behind
+    successor = EmbeddedBroker(spool)
+    try:
+        successor.start()
+        wait_until(lambda: not os.path.exists(f"/proc/{orphan}") or _zombie(orphan), 10, "the orphan to stop")
+    finally:
+        successor.stop()
+    assert spool_broker_url(spool) is None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"
+    except OSError:
+        return True
 
 
 def test_missing_redis_server_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    try:
-        ensure_local_redis(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
-    except BrokerError as error:
-        assert "apt-get install redis-server" in str(error)
-    else:
-        raise AssertionError("expected BrokerError")
+    with pytest.raises(BrokerError, match="apt-get install redis-server"):
+        EmbeddedBroker(tmp_path / "spool").start()
