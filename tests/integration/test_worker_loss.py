@@ -29,7 +29,8 @@ def _log_mentions(path, text: str) -> bool:
 def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, node_port):
     storescu = require_tool("storescu")
     spool = tmp_path / "spool"
-    environment = {"DICOM_NODE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S)}
+    # a delivery retry waits unacknowledged in the worker: its backoff must stay below the timeout
+    environment = {"DICOM_NODE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S), "DICOM_NODE_DELIVERY_MAX_BACKOFF": "4"}
     common = ["--spool", str(spool), "--broker-url", broker_url, "--untrained"]
     worker_arguments = ["--queues", "node,inference", *common]
     workers = tmp_path / "workers"
