@@ -92,21 +92,21 @@ class Intake:
                 }
             except Exception as error:
                 reason = failure_reason("triage: cannot read the instance", error)
-                self.journal.update(receipt_id, state=State.FAILED, reason=reason)
+                self.journal.failed(receipt_id, reason)
                 log.warning("receipt %s failed: %s", receipt_id, reason)
                 return
             problem = identity_problem(ds) if decision.accept else ""
             if problem:
-                self.journal.update(receipt_id, state=State.FAILED, reason=f"triage: {problem}", **identity)
+                self.journal.failed(receipt_id, f"triage: {problem}")
                 log.warning("receipt %s failed: triage: %s", receipt_id, problem)
                 return
             if not decision.accept:
-                self.journal.update(receipt_id, state=State.SKIPPED, reason=decision.reason, **identity)
+                self.journal.skipped(receipt_id, decision.reason, **identity)
                 log.info("receipt %s skipped: %s", receipt_id, decision.reason)
                 return
             destination = self.destination_for(receipt.calling_ae)
-            self.journal.update(receipt_id, destination=str(destination) if destination else None, **identity)
+            self.journal.triaged(receipt_id, destination=str(destination) if destination else None, **identity)
         self.enqueue(receipt_id, self.journal.issue_token(receipt_id))
         if receipt.state == State.RECEIVED:
-            self.journal.update(receipt_id, state=State.QUEUED)
+            self.journal.queued(receipt_id)
         log.info("receipt %s queued for scoring", receipt_id)

@@ -2,6 +2,9 @@
 for every received instance and its state (ARCHITECTURE.md, "Success means safe").
 
 States: received -> queued -> scored -> delivered, or skipped (+ reason), or failed (+ reason).
+Every change of state goes through one of the intent-named transitions of :class:`Journal`
+(``triaged``, ``skipped``, ``queued``, ``scored``, ``delivery_failed``, ``delivered``,
+``failed``, ``requeued``), so the life of a receipt reads in one place.
 No patient-identifying attributes are stored here.
 """
 
@@ -160,8 +163,60 @@ class Journal:
              State.RECEIVED),
         )
 
+    def triaged(
+        self, receipt_id: str, study_instance_uid: str | None, modality: str | None, destination: str | None
+    ) -> None:
+        """Triage accepted the instance: its identity and where its results go (still ``received``)."""
+        self.update(receipt_id, study_instance_uid=study_instance_uid, modality=modality, destination=destination)
+
+    def skipped(self, receipt_id: str, reason: str, study_instance_uid: str | None, modality: str | None) -> None:
+        """``skipped``: not a frontal chest radiograph; ``reason`` says why."""
+        self.update(
+            receipt_id, state=State.SKIPPED, reason=reason, study_instance_uid=study_instance_uid, modality=modality
+        )
+
+    def queued(self, receipt_id: str) -> None:
+        """``queued``: a scoring chain was handed to the broker."""
+        self.update(receipt_id, state=State.QUEUED)
+
+    def scored(
+        self, receipt_id: str, global_score: int, region_scores: dict[str, int], outputs: list[str], compute_ms: int
+    ) -> None:
+        """``scored``: the outputs ``outputs`` (SOP Instance UIDs) are stored in the spool."""
+        self.update(
+            receipt_id, state=State.SCORED, global_score=global_score, region_scores=region_scores,
+            outputs=outputs, compute_ms=compute_ms,
+        )
+
+    def undeliverable(self, receipt_id: str, reason: str) -> None:
+        """Scored, with nowhere to send the results (still ``scored``)."""
+        self.update(receipt_id, reason=reason)
+
+    def delivery_failed(self, receipt_id: str, attempts: int, reason: str) -> None:
+        """A delivery attempt failed and another is scheduled (still ``scored``)."""
+        self.update(receipt_id, attempts=attempts, reason=reason)
+
+    def delivered(self, receipt_id: str, attempts: int) -> None:
+        """``delivered``: every output was stored by the destination, at attempt ``attempts``."""
+        self.update(receipt_id, state=State.DELIVERED, reason=None, attempts=attempts)
+
+    def failed(self, receipt_id: str, reason: str, attempts: int | None = None) -> None:
+        """``failed`` for good (until ``dicom-node retry``): ``reason`` names the stage and cause."""
+        fields: dict[str, Any] = {"state": State.FAILED, "reason": reason}
+        if attempts is not None:
+            fields["attempts"] = attempts
+        self.update(receipt_id, **fields)
+
+    def requeued(self, receipt_id: str, state: State, reason: str) -> None:
+        """Sent again on request: back to ``scored`` (outputs re-sent) or ``queued`` (scored again),
+        attempts reset."""
+        if state not in (State.SCORED, State.QUEUED):
+            raise ValueError(f"a receipt is re-queued as scored or queued, not {state}")
+        self.update(receipt_id, state=state, attempts=0, reason=reason)
+
     def update(self, receipt_id: str, **fields: Any) -> None:
-        """Set ``fields`` (see UPDATABLE) of one receipt; dict/list values are stored as JSON."""
+        """Set ``fields`` (see UPDATABLE) of one receipt; dict/list values are stored as JSON.
+        The transitions above are the way to change a receipt's state."""
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")

@@ -41,11 +41,11 @@ def resend(
         elif receipt.state == State.SKIPPED:
             done.append(Resend(receipt.id, "left", f"skipped: {receipt.reason}"))
         elif receipt.outputs and receipt.destination:
-            journal.update(receipt.id, state=State.SCORED, attempts=0, reason="sent again on request")
+            journal.requeued(receipt.id, State.SCORED, "sent again on request")
             enqueue_delivery(receipt.id, journal.issue_token(receipt.id))
             done.append(Resend(receipt.id, "resend", f"{len(receipt.outputs)} outputs to {receipt.destination}"))
         else:
-            journal.update(receipt.id, state=State.QUEUED, attempts=0, reason="scored again on request")
+            journal.requeued(receipt.id, State.QUEUED, "scored again on request")
             enqueue(receipt.id, journal.issue_token(receipt.id))
             done.append(Resend(receipt.id, "rescore", "scored again from the spooled instance"))
     return done

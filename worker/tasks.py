@@ -23,6 +23,7 @@ from dicom_node.spool import write_durably
 from inference.preprocessing import prepare_dataset
 from worker import runtime
 from worker.app import app
+from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def enqueue_delivery(receipt_id: str, token: str, countdown: int = 0) -> None:
 
 def _fail(receipt_id: str, reason: str) -> None:
     """End the receipt ``failed`` with ``reason`` (one log line) and stop the chain."""
-    runtime.journal().update(receipt_id, state=State.FAILED, reason=reason)
+    runtime.journal().failed(receipt_id, reason)
     log.warning("receipt %s failed: %s", receipt_id, reason)
     raise Ignore()
 
@@ -75,28 +76,23 @@ def prepare(receipt_id: str, token: str) -> dict[str, Any]:
         prepared = prepare_dataset(pydicom.dcmread(runtime.settings().spool / receipt.path))
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
-    return {
-        "receipt_id": receipt_id, "token": token, "prepared": encode_prepared(prepared),
-        "compute_s": time.perf_counter() - started,
-    }
+    return Prepared(receipt_id, token, encode_prepared(prepared), time.perf_counter() - started).to_json()
 
 
 @app.task(name="worker.tasks.infer")
 def infer(message: dict[str, Any]) -> dict[str, Any]:
     """Run BS-Net on the prepared arrays (inference queue; no DICOM, no spool)."""
-    prepared = decode_prepared(message["prepared"])
+    incoming = Prepared.from_json(message)
+    prepared = decode_prepared(incoming.prepared)
     predictor = runtime.predictor()  # loads the weights on a process's first task: not compute
     started = time.perf_counter()
     try:
         result = predictor.predict(prepared)
     except Exception as error:  # reported by the report task, which owns the journal
-        log.warning("infer failed for receipt %s: %s", message["receipt_id"], type(error).__name__)
-        return {"receipt_id": message["receipt_id"], "token": message["token"], "error": failure_reason("infer", error)}
-    compute_s = message["compute_s"] + time.perf_counter() - started
-    return {
-        "receipt_id": message["receipt_id"], "token": message["token"], "result": encode_result(result),
-        "compute_s": compute_s,
-    }
+        log.warning("infer failed for receipt %s: %s", incoming.receipt_id, type(error).__name__)
+        return InferenceFailed(incoming.receipt_id, incoming.token, failure_reason("infer", error)).to_json()
+    compute_s = incoming.compute_s + time.perf_counter() - started
+    return Scored(incoming.receipt_id, incoming.token, encode_result(result), compute_s).to_json()
 
 
 def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:
@@ -118,18 +114,18 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     cap = settings.delivery_max_backoff
     if gives_up(attempts, settings.delivery_give_up_after, cap):
         reason = f"delivery to {destination} failed {attempts} times over {waited(attempts, cap)} s: {error}"
-        runtime.journal().update(receipt.id, state=State.FAILED, attempts=attempts, reason=reason)
+        runtime.journal().failed(receipt.id, reason, attempts=attempts)
         log.warning("receipt %s failed: %s", receipt.id, reason)
         return
     delay = retry_delay(attempts, cap)
     reason = f"delivery attempt {attempts} failed: {error}; next attempt in {delay} s"
-    runtime.journal().update(receipt.id, attempts=attempts, reason=reason)
+    runtime.journal().delivery_failed(receipt.id, attempts, reason)
     log.info("receipt %s: %s", receipt.id, reason)
     enqueue_delivery(receipt.id, receipt.task_token, countdown=delay)
 
 
 def _delivered(receipt: Receipt) -> None:
-    runtime.journal().update(receipt.id, state=State.DELIVERED, reason=None, attempts=receipt.attempts + 1)
+    runtime.journal().delivered(receipt.id, receipt.attempts + 1)
 
 
 @app.task(name="worker.tasks.report")
@@ -140,17 +136,18 @@ def report(message: dict[str, Any]) -> None:
     images are still being drawn. Every output is stored (fsync) and journaled before it is
     sent, so it is kept even when delivery fails; a failed delivery continues with ``deliver``.
     """
-    receipt_id = message["receipt_id"]
+    outcome = inference_outcome(message)
+    receipt_id = outcome.receipt_id
     journal = runtime.journal()
-    receipt = _current_receipt(receipt_id, message["token"], "report")
+    receipt = _current_receipt(receipt_id, outcome.token, "report")
     if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         return
-    if "error" in message:
-        _fail(receipt_id, message["error"])
+    if isinstance(outcome, InferenceFailed):
+        _fail(receipt_id, outcome.reason)
     settings = runtime.settings()
     try:
         source = pydicom.dcmread(settings.spool / receipt.path)
-        result = decode_result(message["result"])
+        result = decode_result(outcome.result)
     except Exception as error:
         _fail(receipt_id, failure_reason("report", error))
     destination = Destination.parse(receipt.destination) if receipt.destination else None
@@ -164,17 +161,14 @@ def report(message: dict[str, Any]) -> None:
         except Exception as error:  # highdicom/pydicom refusing the source's attributes, or the disk
             _fail(receipt_id, failure_reason(f"report ({', '.join(batch)})", error))
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
-        journal.update(
-            receipt_id, state=State.SCORED, global_score=result.global_score,
-            region_scores=result.region_scores, outputs=uids, compute_ms=round(message["compute_s"] * 1000),
-        )
+        journal.scored(receipt_id, result.global_score, result.region_scores, uids, round(outcome.compute_s * 1000))
         if destination is not None and failure is None:
             try:
                 send_instances(encoded, destination, receipt.called_ae)
             except (DispatchError, OSError) as error:
                 failure = error
     if destination is None:
-        journal.update(receipt_id, reason="no destination configured: outputs kept in the spool")
+        journal.undeliverable(receipt_id, "no destination configured: outputs kept in the spool")
         return
     if failure is not None:
         _delivery_failed(receipt, destination, failure)
@@ -191,7 +185,7 @@ def deliver(receipt_id: str, token: str) -> None:
     destination = Destination.parse(receipt.destination)
     files = sorted((runtime.settings().spool / OUTPUTS_FOLDER / receipt_id).glob("*.dcm"))
     if not files:
-        runtime.journal().update(receipt_id, state=State.FAILED, reason="deliver: no stored outputs in the spool")
+        runtime.journal().failed(receipt_id, "deliver: no stored outputs in the spool")
         return
     try:
         send_instances([path.read_bytes() for path in files], destination, receipt.called_ae)
