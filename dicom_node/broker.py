@@ -11,6 +11,7 @@ after ``MAX_RESTARTS`` failed restarts in a row the broker is given up (``failed
 by a node that was killed is stopped when the next node starts on the same spool.
 """
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -127,8 +128,9 @@ class EmbeddedBroker:
         if self._process is not None:
             _stop_pid(self._process.pid)
             self._process.wait(timeout=STOP_TIMEOUT_S)
-        (self.folder / "redis.pid").unlink(missing_ok=True)
-        (self.folder / "broker.url").unlink(missing_ok=True)
+        for name in ("redis.pid", "broker.url"):
+            with contextlib.suppress(OSError):
+                (self.folder / name).unlink(missing_ok=True)
 
     def _stop_orphan(self) -> None:
         try:
@@ -150,15 +152,24 @@ class EmbeddedBroker:
             program, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.folder),
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
         ]
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        except OSError as error:
+            raise BrokerError(f"cannot run redis-server: {error}") from error
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _listening(self.port):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
+                process.wait()
                 raise BrokerError(f"redis-server did not start on {LOOPBACK}:{self.port}")
             time.sleep(0.05)
         self._process = process
-        (self.folder / "redis.pid").write_text(f"{process.pid}\n")
+        try:
+            (self.folder / "redis.pid").write_text(f"{process.pid}\n")
+        except OSError as error:
+            _stop_pid(process.pid)
+            process.wait()
+            raise BrokerError(f"cannot record the broker in {self.folder}: {error}") from error
 
     def _supervise(self) -> None:
         failures = 0

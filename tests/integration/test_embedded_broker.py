@@ -105,3 +105,20 @@ def test_a_node_killed_mid_batch_leaves_no_orphan_and_delivers_after_restart(tmp
         with node_process(tmp_path / "second", arguments):
             wait_until(lambda: _all_delivered(spool, 4), 240, "every acknowledged image delivered")
     assert len({uid for uid, _, _ in received}) == 4  # each image's SR is in the PACS
+
+
+def test_a_broker_that_cannot_be_started_again_stops_the_node_with_a_failure_status(tmp_path, node_port):
+    """The broker dies and its folder has become unusable: five restarts fail, and the node exits
+    non-zero (so that systemd's Restart=on-failure starts it afresh) instead of serving on
+    without a broker."""
+    spool = tmp_path / "spool"
+    arguments = ["--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--spool", str(spool),
+                 "--untrained"]
+    with node_process(tmp_path / "node", arguments) as node:
+        wait_until(lambda: listening(node_port), 60, "the node to listen")
+        broker = _broker_pid(spool)
+        (spool / "redis").rename(spool / "redis-moved")
+        (spool / "redis").write_text("a file where the broker's folder was")
+        os.kill(broker, signal.SIGKILL)
+        assert node.wait(timeout=120) == 1
+    assert "could not be restarted" in (tmp_path / "node" / "serve.log").read_text()
