@@ -17,6 +17,7 @@ from pydantic_settings import (
 from dicom_node.retry_schedule import DEFAULT_GIVE_UP_AFTER_S, DEFAULT_MAX_BACKOFF_S
 
 CONFIG_ENV = "DICOM_NODE_CONFIG"
+DEFAULT_MAX_PIXELS = 50_000_000  # e.g. 7000 x 7000; chest radiographs are 2-12 million pixels
 OutputKind = Literal["sr", "overlay", "explainability", "seg"]  # built by dicom_node.outputs
 OUTPUT_KINDS: tuple[OutputKind, ...] = get_args(OutputKind)
 
@@ -79,6 +80,7 @@ class NodeSettings(BaseSettings):
     outputs: Annotated[list[str], NoDecode] = list(OUTPUT_KINDS)
     delivery_max_backoff: PositiveInt = DEFAULT_MAX_BACKOFF_S  # longest wait between delivery attempts, s
     delivery_give_up_after: PositiveInt = DEFAULT_GIVE_UP_AFTER_S  # retrying this long (s) ends in `failed`
+    max_pixels: PositiveInt = DEFAULT_MAX_PIXELS  # larger images fail at triage, before decoding
     min_free_space_mb: NonNegativeInt = 512  # below this much free space in the spool, C-STORE answers 0xA700
     visibility_timeout: PositiveInt = 600  # must exceed the longest task and delivery_max_backoff
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import pydicom
 
-from dicom_node.config import Destination
+from dicom_node.config import DEFAULT_MAX_PIXELS, Destination
 from dicom_node.failures import failure_reason
 from dicom_node.journal import PENDING_STATES, Journal, State
 from dicom_node.spool import Spool
-from dicom_node.triage import identity_problem, triage
+from dicom_node.triage import identity_problem, size_problem, triage
 
 log = logging.getLogger(__name__)
 DEFERRED_VALUE_BYTES = 1024  # read headers only; pixel data stays on disk
@@ -32,11 +32,13 @@ class Intake:
         enqueue: Callable[[str, str], None],
         destination_for: Callable[[str], Destination | None],
         enqueue_delivery: Callable[[str, str], None],
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.spool = spool
         self.journal = journal
         self.enqueue = enqueue
         self.enqueue_delivery = enqueue_delivery
+        self.max_pixels = max_pixels
         self.destination_for = destination_for
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stopped = threading.Event()
@@ -95,7 +97,7 @@ class Intake:
                 self.journal.failed(receipt_id, reason)
                 log.warning("receipt %s failed: %s", receipt_id, reason)
                 return
-            problem = identity_problem(ds) if decision.accept else ""
+            problem = (identity_problem(ds) or size_problem(ds, self.max_pixels)) if decision.accept else ""
             if problem:
                 self.journal.failed(receipt_id, f"triage: {problem}")
                 log.warning("receipt %s failed: triage: %s", receipt_id, problem)

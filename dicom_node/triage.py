@@ -83,6 +83,17 @@ def identity_problem(ds: Dataset) -> str:
     return ""
 
 
+def size_problem(ds: Dataset, max_pixels: int) -> str:
+    """Why ``ds`` is too large to decode safely (checked on the header, before any decoding), or ""."""
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):
+        return "Rows or Columns is not a number"
+    if rows * columns > max_pixels:
+        return f"image is {rows} x {columns} pixels, above the limit of {max_pixels:,} (max_pixels)"
+    return ""
+
+
 def triage(ds: Dataset) -> TriageDecision:
     """Decide whether ``ds`` is scored (see module docstring)."""
     reason = skip_reason(ds)

@@ -3,7 +3,7 @@
 import pydicom
 import pytest
 
-from dicom_node.triage import triage
+from dicom_node.triage import size_problem, triage
 from tests.conftest import CHEST_RADIOGRAPHS, DICOM_DATA, require_path
 
 
@@ -54,3 +54,10 @@ def test_secondary_capture_carrying_cr_is_accepted(fuji_cr):
     ds = pydicom.dcmread(fuji_cr)
     ds.SOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
     assert triage(ds).accept
+
+
+def test_images_above_the_pixel_limit_are_refused_before_decoding():
+    ds = pydicom.dcmread(require_path(DICOM_DATA / next(iter(CHEST_RADIOGRAPHS))), stop_before_pixels=True)
+    assert size_problem(ds, 50_000_000) == ""
+    ds.Rows = ds.Columns = 12000  # a small file may declare a huge image
+    assert "12000 x 12000 pixels, above the limit of 50,000,000" in size_problem(ds, 50_000_000)
