@@ -13,7 +13,7 @@ import pydicom
 
 from dicom_node.config import DEFAULT_MAX_PIXELS, Destination
 from dicom_node.failures import failure_reason
-from dicom_node.journal import PENDING_STATES, Journal, State
+from dicom_node.journal import PENDING_STATES, Journal, Receipt, State
 from dicom_node.spool import Spool
 from dicom_node.triage import identity_problem, size_problem, triage
 
@@ -71,9 +71,41 @@ class Intake:
                 continue
             try:
                 self.process(receipt_id)
-            except Exception:  # broker down or a bug: keep the receipt pending, try again later
-                log.exception("intake of receipt %s failed; retrying in %.0f s", receipt_id, RETRY_DELAY_S)
+            except Exception as error:  # broker down (being restarted): keep the receipt pending, try again
+                log.warning(
+                    "intake of receipt %s failed (%s: %s); retrying in %.0f s",
+                    receipt_id, type(error).__name__, error, RETRY_DELAY_S,
+                )
                 threading.Timer(RETRY_DELAY_S, self.submit, (receipt_id,)).start()
+
+    def _fail(self, receipt_id: str, reason: str) -> None:
+        self.journal.failed(receipt_id, reason)
+        log.warning("receipt %s failed: %s", receipt_id, reason)
+
+    def _triage(self, receipt: Receipt) -> bool:
+        """Triage a newly received instance: True when it is to be scored; otherwise it ends
+        ``skipped`` or ``failed`` here (the spooled file never changes: nothing is retried)."""
+        try:
+            ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
+            decision = triage(ds)
+            identity = {
+                "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,
+                "modality": str(ds.get("Modality", "")) or None,
+            }
+        except Exception as error:
+            self._fail(receipt.id, failure_reason("triage: cannot read the instance", error))
+            return False
+        if not decision.accept:
+            self.journal.skipped(receipt.id, decision.reason, **identity)
+            log.info("receipt %s skipped: %s", receipt.id, decision.reason)
+            return False
+        problem = identity_problem(ds) or size_problem(ds, self.max_pixels)
+        if problem:
+            self._fail(receipt.id, f"triage: {problem}")
+            return False
+        destination = self.destination_for(receipt.calling_ae)
+        self.journal.triaged(receipt.id, destination=str(destination) if destination else None, **identity)
+        return True
 
     def process(self, receipt_id: str) -> None:
         """Triage one receipt (first time only) and queue it if it is to be scored."""
@@ -84,30 +116,8 @@ class Intake:
             self.enqueue_delivery(receipt_id, self.journal.issue_token(receipt_id))
             log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
-        if receipt.state == State.RECEIVED:
-            try:  # the spooled file never changes: an error reading it is final, not retried
-                ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
-                decision = triage(ds)
-                identity = {
-                    "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,
-                    "modality": str(ds.get("Modality", "")) or None,
-                }
-            except Exception as error:
-                reason = failure_reason("triage: cannot read the instance", error)
-                self.journal.failed(receipt_id, reason)
-                log.warning("receipt %s failed: %s", receipt_id, reason)
-                return
-            problem = (identity_problem(ds) or size_problem(ds, self.max_pixels)) if decision.accept else ""
-            if problem:
-                self.journal.failed(receipt_id, f"triage: {problem}")
-                log.warning("receipt %s failed: triage: %s", receipt_id, problem)
-                return
-            if not decision.accept:
-                self.journal.skipped(receipt_id, decision.reason, **identity)
-                log.info("receipt %s skipped: %s", receipt_id, decision.reason)
-                return
-            destination = self.destination_for(receipt.calling_ae)
-            self.journal.triaged(receipt_id, destination=str(destination) if destination else None, **identity)
+        if receipt.state == State.RECEIVED and not self._triage(receipt):
+            return
         self.enqueue(receipt_id, self.journal.issue_token(receipt_id))
         if receipt.state == State.RECEIVED:
             self.journal.queued(receipt_id)
