@@ -75,15 +75,24 @@ def _stop_pid(pid: int) -> None:
             time.sleep(0.05)
 
 
+def _running_pid(folder: Path) -> int | None:
+    """The pid recorded in ``folder/redis.pid`` if that process is a redis-server, else None."""
+    try:
+        pid = int((folder / "redis.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_redis(pid) else None
+
+
 def spool_broker_url(spool: Path) -> str | None:
     """The URL of the embedded broker of the node running on ``spool``, if it is running."""
     folder = Path(spool) / "redis"
-    try:
-        pid = int((folder / "redis.pid").read_text())
-        url = (folder / "broker.url").read_text().strip()
-    except (OSError, ValueError):
+    if _running_pid(folder) is None:
         return None
-    return url if _is_redis(pid) else None
+    try:
+        return (folder / "broker.url").read_text().strip()
+    except OSError:
+        return None
 
 
 class EmbeddedBroker:
@@ -133,11 +142,8 @@ class EmbeddedBroker:
                 (self.folder / name).unlink(missing_ok=True)
 
     def _stop_orphan(self) -> None:
-        try:
-            pid = int((self.folder / "redis.pid").read_text())
-        except (OSError, ValueError):
-            return
-        if _is_redis(pid):
+        pid = _running_pid(self.folder)
+        if pid is not None:
             log.warning("stopping redis-server %d left by a node that did not stop cleanly", pid)
             _stop_pid(pid)
 

@@ -14,6 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dicom_node.broker import spool_broker_url
 from dicom_node.retry_schedule import DEFAULT_GIVE_UP_AFTER_S, DEFAULT_MAX_BACKOFF_S
 
 CONFIG_ENV = "DICOM_NODE_CONFIG"
@@ -145,8 +146,6 @@ class NodeSettings(BaseSettings):
     def worker_broker_url(self) -> str:
         """The broker a worker or ``retry`` uses: ``broker_url``, else the embedded broker of the
         node running on this spool (dicom_node.broker.spool_broker_url)."""
-        from dicom_node.broker import spool_broker_url
-
         url = self.broker_url or spool_broker_url(self.spool)
         if url is None:
             raise ConfigError(

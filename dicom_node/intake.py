@@ -78,10 +78,6 @@ class Intake:
                 )
                 threading.Timer(RETRY_DELAY_S, self.submit, (receipt_id,)).start()
 
-    def _fail(self, receipt_id: str, reason: str) -> None:
-        self.journal.failed(receipt_id, reason)
-        log.warning("receipt %s failed: %s", receipt_id, reason)
-
     def _triage(self, receipt: Receipt) -> bool:
         """Triage a newly received instance: True when it is to be scored; otherwise it ends
         ``skipped`` or ``failed`` here (the spooled file never changes: nothing is retried)."""
@@ -93,7 +89,7 @@ class Intake:
                 "modality": str(ds.get("Modality", "")) or None,
             }
         except Exception as error:
-            self._fail(receipt.id, failure_reason("triage: cannot read the instance", error))
+            self.journal.failed(receipt.id, failure_reason("triage: cannot read the instance", error))
             return False
         if not decision.accept:
             self.journal.skipped(receipt.id, decision.reason, **identity)
@@ -101,7 +97,7 @@ class Intake:
             return False
         problem = identity_problem(ds) or size_problem(ds, self.max_pixels)
         if problem:
-            self._fail(receipt.id, f"triage: {problem}")
+            self.journal.failed(receipt.id, f"triage: {problem}")
             return False
         destination = self.destination_for(receipt.calling_ae)
         self.journal.triaged(receipt.id, destination=str(destination) if destination else None, **identity)

@@ -9,6 +9,7 @@ No patient-identifying attributes are stored here.
 """
 
 import json
+import logging
 import sqlite3
 import threading
 import uuid
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -201,11 +204,13 @@ class Journal:
         self.update(receipt_id, state=State.DELIVERED, reason=None, attempts=attempts)
 
     def failed(self, receipt_id: str, reason: str, attempts: int | None = None) -> None:
-        """``failed`` for good (until ``dicom-node retry``): ``reason`` names the stage and cause."""
+        """``failed`` for good (until ``dicom-node retry``): ``reason`` names the stage and cause;
+        the one log line of the failure is written here, wherever it happened."""
         fields: dict[str, Any] = {"state": State.FAILED, "reason": reason}
         if attempts is not None:
             fields["attempts"] = attempts
         self.update(receipt_id, **fields)
+        log.warning("receipt %s failed: %s", receipt_id, reason)
 
     def requeued(self, receipt_id: str, state: State, reason: str) -> None:
         """Sent again on request: back to ``scored`` (outputs re-sent) or ``queued`` (scored again),

@@ -42,9 +42,8 @@ def enqueue_delivery(receipt_id: str, token: str, countdown: int = 0) -> None:
 
 
 def _fail(receipt_id: str, reason: str) -> None:
-    """End the receipt ``failed`` with ``reason`` (one log line) and stop the chain."""
+    """End the receipt ``failed`` with ``reason`` and stop the chain."""
     runtime.journal().failed(receipt_id, reason)
-    log.warning("receipt %s failed: %s", receipt_id, reason)
     raise Ignore()
 
 
@@ -115,7 +114,6 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     if gives_up(attempts, settings.delivery_give_up_after, cap):
         reason = f"delivery to {destination} failed {attempts} times over {waited(attempts, cap)} s: {error}"
         runtime.journal().failed(receipt.id, reason, attempts=attempts)
-        log.warning("receipt %s failed: %s", receipt.id, reason)
         return
     delay = retry_delay(attempts, cap)
     reason = f"delivery attempt {attempts} failed: {error}; next attempt in {delay} s"
@@ -185,8 +183,7 @@ def deliver(receipt_id: str, token: str) -> None:
     destination = Destination.parse(receipt.destination)
     files = sorted((runtime.settings().spool / OUTPUTS_FOLDER / receipt_id).glob("*.dcm"))
     if not files:
-        runtime.journal().failed(receipt_id, "deliver: no stored outputs in the spool")
-        return
+        _fail(receipt_id, "deliver: no stored outputs in the spool")
     try:
         send_instances([path.read_bytes() for path in files], destination, receipt.called_ae)
     except (DispatchError, OSError) as error:
