@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything dicom-node needs on a Debian machine (idempotent, no prompts):
-#   system packages (redis-server, dcmtk, orthanc, dicom3tools) from Debian's archive, then a
+#   system packages (redis-server, dcmtk, orthanc, dicom3tools, openssl) from Debian's archive, then a
 #   virtual environment in .venv with the CPU build of PyTorch and this package with its extras.
 # Usage: bash deploy/install.sh        (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
@@ -12,9 +12,9 @@ if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo_cmd apt-get update -qq
     $sudo_cmd apt-get install -y -qq --no-install-recommends \
-        redis-server dcmtk orthanc dicom3tools python3-venv >/dev/null
+        redis-server dcmtk orthanc dicom3tools openssl python3-venv >/dev/null
 else
-    echo "apt-get not found: install redis-server, dcmtk, orthanc and dicom3tools yourself" >&2
+    echo "apt-get not found: install redis-server, dcmtk, orthanc, dicom3tools and openssl yourself" >&2
 fi
 
 python_bin="${PYTHON:-python3}"

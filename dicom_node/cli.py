@@ -55,8 +55,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="DICOM port to listen on")] = None,
     spool: SpoolOption = None,
-    allow: Annotated[list[str] | None, typer.Option(help="calling AE titles allowed (repeat); default: any")] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="known sender AET@ADDRESS or AET@NETWORK/PREFIX (repeat); default: anyone (warned)"),
+    ] = None,
     destination: Annotated[str | None, typer.Option(help="where results go: AET@HOST:PORT")] = None,
+    tls_certificate: Annotated[Path | None, typer.Option(help="DICOM TLS: the node's certificate (PEM)")] = None,
+    tls_private_key: Annotated[Path | None, typer.Option(help="DICOM TLS: the node's private key (PEM)")] = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="DICOM TLS: accept only senders with a certificate signed by this CA (PEM)")
+    ] = None,
     weights: WeightsOption = None,
     untrained: UntrainedOption = None,
     outputs: Annotated[
@@ -71,7 +79,8 @@ def serve(
 
     settings = _settings(
         config, ae_title=ae_title, host=host, port=port, spool=spool, allow=allow,
-        destination=destination, weights=weights, untrained=untrained, outputs=outputs,
+        destination=destination, tls_certificate=tls_certificate, tls_private_key=tls_private_key, tls_ca=tls_ca,
+        weights=weights, untrained=untrained, outputs=outputs,
         worker=False if no_worker else None, broker_url=broker_url,
     )
     _logging()

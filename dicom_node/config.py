@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -15,45 +15,22 @@ from pydantic_settings import (
 )
 
 from dicom_node.broker import spool_broker_url
+from dicom_node.peers import (
+    ANYONE,
+    ConfigError,
+    Destination,
+    Sender,
+    existing_file,
+    parse_destination,
+    validate_ae_title,
+)
 from dicom_node.retry_schedule import DEFAULT_GIVE_UP_AFTER_S, DEFAULT_MAX_BACKOFF_S
 
 CONFIG_ENV = "DICOM_NODE_CONFIG"
 DEFAULT_MAX_PIXELS = 50_000_000  # e.g. 7000 x 7000; chest radiographs are 2-12 million pixels
 OutputKind = Literal["sr", "overlay", "explainability", "seg"]  # built by dicom_node.outputs
 OUTPUT_KINDS: tuple[OutputKind, ...] = get_args(OutputKind)
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message says which and how to fix it."""
-
-
-class Destination(BaseModel):
-    """A DICOM peer written ``AET@HOST:PORT`` (PS3.8 AE title: at most 16 characters)."""
-
-    ae_title: str
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Destination":
-        try:
-            ae_title, address = text.split("@", 1)
-            host, port = address.rsplit(":", 1)
-            destination = cls(ae_title=ae_title.strip(), host=host.strip("[] "), port=int(port))
-        except ValueError as error:
-            raise ConfigError(f"destination {text!r} is not AET@HOST:PORT") from error
-        validate_ae_title(destination.ae_title)
-        return destination
-
-    def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
-
-
-def validate_ae_title(value: str) -> str:
-    """PS3.5 AE VR: 1-16 characters, no backslash or control characters, not only spaces."""
-    if not value.strip() or len(value) > 16 or "\\" in value or any(ord(c) < 32 for c in value):
-        raise ConfigError(f"AE title {value!r} must be 1-16 printable characters without '\\'")
-    return value
+__all__ = ["ConfigError", "Destination", "NodeSettings", "Sender", "load_settings"]
 
 
 def _split_list(value: Any) -> Any:
@@ -71,9 +48,19 @@ class NodeSettings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 11112
     spool: Path = Path("spool")
-    allow: Annotated[list[str], NoDecode] = []
+    allow: Annotated[list[Sender], NoDecode] = []  # known senders; empty: anyone (warned at start)
     destination: Destination | None = None
-    destinations: dict[str, Destination] = {}
+    # DICOM TLS for the SCP (PS3.15 B.9); with tls_ca every sender must present a certificate it signed
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
+    tls_ca: Path | None = None
+    # limits against hostile peers (docs/security.md)
+    max_associations: PositiveInt = 20  # connections open at once, in total
+    max_associations_per_peer: PositiveInt = 5  # connections open at once from one address
+    negotiation_timeout: PositiveFloat = 10.0  # s from connection (TLS handshake included) to association
+    pdu_timeout: PositiveFloat = 60.0  # s to receive one whole PDU once its first byte arrived
+    max_pdu_size: PositiveInt = 1_048_576  # bytes; longer PDUs cut the connection (PS3.8 9.3.1)
+    max_dataset_size_mb: PositiveInt = 256  # one C-STORE's dataset (held in memory); larger ones cut the connection
     weights: Path | None = None
     untrained: bool = False
     worker: bool = True
@@ -93,8 +80,10 @@ class NodeSettings(BaseSettings):
     @field_validator("allow", mode="before")
     @classmethod
     def _allow(cls, value: Any) -> Any:
-        titles = _split_list(value)
-        return [validate_ae_title(title) for title in titles] if isinstance(titles, list) else titles
+        entries = _split_list(value)
+        if isinstance(entries, list):
+            return [Sender.parse(entry) if isinstance(entry, str) else entry for entry in entries]
+        return entries
 
     @field_validator("outputs", mode="before")
     @classmethod
@@ -109,14 +98,36 @@ class NodeSettings(BaseSettings):
     @field_validator("destination", mode="before")
     @classmethod
     def _destination(cls, value: Any) -> Any:
-        return Destination.parse(value) if isinstance(value, str) else value
+        return parse_destination(value)
 
-    @field_validator("destinations", mode="before")
+    @field_validator("tls_certificate", "tls_private_key", "tls_ca")
     @classmethod
-    def _destinations(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: Destination.parse(v) if isinstance(v, str) else v for k, v in value.items()}
-        return value
+    def _tls_files(cls, value: Path | None) -> Path | None:
+        return existing_file(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_routing_by_ae_title(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "destinations" in values:
+            raise ConfigError(
+                "[destinations] (routing by calling AE title) is gone: anyone can claim an AE title. Give the "
+                "sender an [[allow]] entry with its addresses and a destination (docs/security.md)"
+            )
+        return values
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> "NodeSettings":
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ConfigError("give tls_certificate and tls_private_key together")
+        if self.tls_ca is not None and self.tls_certificate is None:
+            raise ConfigError("tls_ca (client certificate verification) needs tls_certificate and tls_private_key")
+        if self.tls_ca is None and any(sender.certificate_subject for sender in self.allow):
+            raise ConfigError("an allow entry names a certificate_subject: set tls_ca to verify senders' certificates")
+        by_address: dict[str, Destination] = {}
+        for destination in self.configured_destinations():
+            if by_address.setdefault(str(destination), destination) != destination:
+                raise ConfigError(f"destination {destination} is configured twice with different TLS settings")
+        return self
 
     @model_validator(mode="after")
     def _backoff_within_visibility(self) -> "NodeSettings":
@@ -139,9 +150,37 @@ class NodeSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
-    def destination_for(self, calling_ae: str) -> Destination | None:
-        """Where results for images sent by ``calling_ae`` go: its own entry, else the default."""
-        return self.destinations.get(calling_ae.strip(), self.destination)
+    @property
+    def tls(self) -> bool:
+        """Whether the SCP speaks DICOM TLS only."""
+        return self.tls_certificate is not None
+
+    def known_sender(self, calling_ae: str, address: str, subject: frozenset[tuple[str, str]]) -> Sender | None:
+        """The first allow entry admitting this association, :data:`ANYONE` without an
+        allow-list, or None: the association is rejected."""
+        if not self.allow:
+            return ANYONE
+        return next((sender for sender in self.allow if sender.admits(calling_ae, address, subject)), None)
+
+    def destination_of(self, sender: Sender) -> Destination | None:
+        """Where results of images from ``sender`` go: its own destination, else the default."""
+        return sender.destination or self.destination
+
+    def configured_destinations(self) -> list[Destination]:
+        """The default destination and every allow entry's."""
+        candidates = [self.destination, *(sender.destination for sender in self.allow)]
+        return [destination for destination in candidates if destination is not None]
+
+    def configured_destination(self, text: str) -> Destination:
+        """The configured destination written ``text`` (``AET@HOST:PORT``, as the journal
+        records it), with its TLS settings; ConfigError if none is configured so any more."""
+        for destination in self.configured_destinations():
+            if str(destination) == text:
+                return destination
+        raise ConfigError(
+            f"destination {text} is not in this process's configuration (changed since, or a node worker run "
+            "without the node's --config): configure it, then run dicom-node retry --failed"
+        )
 
     def worker_broker_url(self) -> str:
         """The broker a worker or ``retry`` uses: ``broker_url``, else the embedded broker of the

@@ -10,6 +10,7 @@ from pynetdicom.status import code_to_category
 
 from dicom_node.config import Destination
 from dicom_node.tcp import NO_DELAY_HANDLERS
+from dicom_node.tls import client_context
 
 log = logging.getLogger(__name__)
 NETWORK_TIMEOUT_S = 30
@@ -23,6 +24,8 @@ class DispatchError(RuntimeError):
 def _association_failure(association: Association, destination: Destination, connected: bool) -> str:
     """Why an association was not established: refused / rejected (PS3.8 9.3.4) / aborted."""
     if not connected:
+        if destination.tls:
+            return f"no DICOM TLS connection to {destination}: connection refused or TLS handshake failed"
         return f"connection refused: no DICOM service reachable at {destination.host}:{destination.port}"
     if association.is_rejected:
         reply = association.acceptor.primitive
@@ -34,8 +37,8 @@ def _association_failure(association: Association, destination: Destination, con
 
 
 def send_instances(instances: list[bytes], destination: Destination, calling_ae: str) -> None:
-    """C-STORE Part 10 ``instances`` to ``destination`` over one association, each in the
-    transfer syntax of its file meta.
+    """C-STORE Part 10 ``instances`` to ``destination`` over one association (DICOM TLS if the
+    destination says so), each in the transfer syntax of its file meta.
 
     Success and warning statuses count as stored; anything else, or a SOP class and transfer
     syntax the destination did not accept, raises :class:`DispatchError`.
@@ -47,7 +50,10 @@ def send_instances(instances: list[bytes], destination: Destination, calling_ae:
         ae.add_requested_context(sop_class, syntax)
     connected: list[bool] = []
     handlers = [*NO_DELAY_HANDLERS, (evt.EVT_CONN_OPEN, lambda event: connected.append(True))]
-    association = ae.associate(destination.host, destination.port, ae_title=destination.ae_title, evt_handlers=handlers)
+    tls = (client_context(destination), destination.host) if destination.tls else None
+    association = ae.associate(
+        destination.host, destination.port, ae_title=destination.ae_title, evt_handlers=handlers, tls_args=tls
+    )
     if not association.is_established:
         raise DispatchError(_association_failure(association, destination, bool(connected)))
     try:

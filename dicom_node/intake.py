@@ -14,8 +14,9 @@ import pydicom
 from dicom_node.config import DEFAULT_MAX_PIXELS, Destination
 from dicom_node.failures import failure_reason
 from dicom_node.journal import PENDING_STATES, Journal, Receipt, State
+from dicom_node.relays import identity_problem
 from dicom_node.spool import Spool
-from dicom_node.triage import identity_problem, size_problem, triage
+from dicom_node.triage import size_problem, triage
 
 log = logging.getLogger(__name__)
 DEFERRED_VALUE_BYTES = 1024  # read headers only; pixel data stays on disk
@@ -30,8 +31,8 @@ class Intake:
         spool: Spool,
         journal: Journal,
         enqueue: Callable[[str, str], None],
-        destination_for: Callable[[str], Destination | None],
         enqueue_delivery: Callable[[str, str], None],
+        default_destination: Destination | None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.spool = spool
@@ -39,7 +40,7 @@ class Intake:
         self.enqueue = enqueue
         self.enqueue_delivery = enqueue_delivery
         self.max_pixels = max_pixels
-        self.destination_for = destination_for
+        self.default_destination = default_destination
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
@@ -99,8 +100,10 @@ class Intake:
         if problem:
             self.journal.failed(receipt.id, f"triage: {problem}")
             return False
-        destination = self.destination_for(receipt.calling_ae)
-        self.journal.triaged(receipt.id, destination=str(destination) if destination else None, **identity)
+        # the SCP recorded the admitting allow entry's destination; a receipt journaled without one
+        # (by a version before known senders, or spooled by hand) goes to the default
+        destination = receipt.destination or (str(self.default_destination) if self.default_destination else None)
+        self.journal.triaged(receipt.id, destination=destination, **identity)
         return True
 
     def process(self, receipt_id: str) -> None:

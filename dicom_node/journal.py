@@ -155,15 +155,16 @@ class Journal:
 
     def record_receipt(
         self, receipt_id: str, calling_ae: str, called_ae: str, sop_class_uid: str,
-        sop_instance_uid: str, path: str,
+        sop_instance_uid: str, path: str, destination: str | None,
     ) -> None:
-        """Record a newly spooled instance in state ``received`` (committed on return)."""
+        """Record a newly spooled instance in state ``received`` with the destination of the
+        allow entry that admitted its sender (committed on return)."""
         now = _now()
         self._execute(
             "INSERT INTO receipts (id, received_at, updated_at, calling_ae, called_ae, sop_class_uid,"
-            " sop_instance_uid, path, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " sop_instance_uid, path, state, destination) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (receipt_id, now, now, calling_ae, called_ae, sop_class_uid, sop_instance_uid, path,
-             State.RECEIVED),
+             State.RECEIVED, destination),
         )
 
     def triaged(

@@ -58,7 +58,7 @@ def serve(settings: NodeSettings) -> None:
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal, min_free_bytes=settings.min_free_space_mb * 2**20)
     spool.remove_orphans()
-    intake = Intake(spool, journal, enqueue, settings.destination_for, enqueue_delivery, settings.max_pixels)
+    intake = Intake(spool, journal, enqueue, enqueue_delivery, settings.destination, settings.max_pixels)
     broker = None
     broker_url = settings.broker_url
     if broker_url is None:  # the embedded default: a restarted broker is empty, the journal re-queues

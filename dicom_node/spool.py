@@ -82,9 +82,11 @@ class Spool:
         return len(orphans)
 
     def store(
-        self, data: bytes, calling_ae: str, called_ae: str, sop_class_uid: str, sop_instance_uid: str
+        self, data: bytes, calling_ae: str, called_ae: str, sop_class_uid: str, sop_instance_uid: str,
+        destination: str | None,
     ) -> str:
-        """Spool one received instance and journal it; returns the receipt id.
+        """Spool one received instance and journal it with where its results go; returns the
+        receipt id.
 
         Every receipt gets its own file (a re-send never overwrites an accepted instance).
         Raises :class:`SpoolError` with nothing left behind if the file or journal write fails.
@@ -99,7 +101,7 @@ class Spool:
             raise SpoolError(f"cannot write {relative}: {error}") from error
         try:
             self.journal.record_receipt(
-                receipt_id, calling_ae, called_ae, sop_class_uid, sop_instance_uid, relative
+                receipt_id, calling_ae, called_ae, sop_class_uid, sop_instance_uid, relative, destination
             )
         except Exception as error:
             target.unlink(missing_ok=True)

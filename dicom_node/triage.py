@@ -3,14 +3,14 @@
 Accepted: Modality CR or DX (whatever the SOP class: digitised radiographs arrive as Secondary
 Capture), Body Part Examined CHEST or absent (PS3.16 CID 4031 uses CHEST), View Position PA/AP
 or absent (PS3.3 C.8.11.5 / C.8.19.x), a human patient, one greyscale frame. Everything else is
-skipped with a reason a person can act on.
+skipped with a reason a person can act on. An accepted image is then checked for what its
+outputs would relay (:mod:`dicom_node.relays`) and for its size (:func:`size_problem`).
 """
 
 import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
 from inference.errors import UnsupportedImageError
 from inference.preprocessing import check_dataset_supported
@@ -24,7 +24,6 @@ LATERAL_WORDS = re.compile(r"\b(LAT|LATERAL|LL|RL|DECUBITUS|OBLIQUE)\b", re.IGNO
 VETERINARY_WORDS = re.compile(r"\b(CANINE|FELINE|EQUINE|BOVINE|PORCINE|OVINE|VETERINARY|DOG|CAT)\b", re.IGNORECASE)
 DESCRIPTIONS = ("AcquisitionDeviceProcessingDescription", "SeriesDescription", "ProtocolName", "StudyDescription")
 HUMAN_SPECIES = {"HOMO SAPIENS", "HUMAN", ""}
-IDENTITY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
 @dataclass(frozen=True)
@@ -68,18 +67,6 @@ def skip_reason(ds: Dataset) -> str:
         check_dataset_supported(ds)
     except UnsupportedImageError as error:
         return str(error)
-    return ""
-
-
-def identity_problem(ds: Dataset) -> str:
-    """Why results for ``ds`` could not be filed in its study, or "": its Study, Series and SOP
-    Instance UIDs must be present and valid (PS3.3 C.7.2.1, C.7.3.1, C.12.1; PS3.5 9.1)."""
-    for keyword in IDENTITY_UIDS:
-        value = _text(ds, keyword)
-        if not value:
-            return f"{keyword} missing: results could not be filed in the study"
-        if not UID(value).is_valid:
-            return f"{keyword} {value[:24]!r}... is not a valid UID (PS3.5 9.1)"
     return ""
 
 

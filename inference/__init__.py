@@ -4,6 +4,8 @@
 device=None).predict(dataset_or_array)`` returns a :class:`BrixiaResult`.
 """
 
+import importlib
+
 from inference.errors import (
     ColourImageError,
     ImageTooSmallError,
@@ -16,8 +18,10 @@ from inference.errors import (
     WeightsError,
 )
 from inference.model_spec import BSNET_SPEC, InputSpec, ModelSpec
-from inference.predictor import Predictor
-from inference.result import UNTRAINED_WARNING, BrixiaResult
+
+# Imported on first use (PEP 562): the network's own modules need only torch; these need pydicom,
+# OpenCV, Pillow and the pixel decoders.
+LAZY = {"Predictor": "inference.predictor", "BrixiaResult": "inference.result", "UNTRAINED_WARNING": "inference.result"}
 
 __all__ = [
     "BSNET_SPEC",
@@ -36,3 +40,9 @@ __all__ = [
     "UntrainedModelError",
     "WeightsError",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in LAZY:
+        return getattr(importlib.import_module(LAZY[name]), name)
+    raise AttributeError(f"module 'inference' has no attribute {name!r}")

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from inference.model_spec import ModelSpec
-from inference.predictor import build_untrained
+from inference.model_spec import ModelSpec, build_untrained
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ beyond BS-Net"): a name, a version, an input spec and a network factory."""
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
+import torch
 from torch import nn
 
 from inference.bsnet.model import INPUT_SIZE, BSNet, check_input_size
@@ -53,3 +54,13 @@ BSNET_SPEC = ModelSpec(
     ),
     build=BSNet,
 )
+
+
+UNTRAINED_SEED = 0
+
+
+def build_untrained(spec: ModelSpec) -> nn.Module:
+    """The network with a fixed-seed random initialisation (same checksum on every machine)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        return spec.build()

@@ -11,7 +11,7 @@ from inference.device import select_device
 from inference.errors import UntrainedModelError, WeightsError
 from inference.explainability import explainability_maps, lung_mask, region_label_map
 from inference.geometry import FrameMapping
-from inference.model_spec import BSNET_SPEC, ModelSpec
+from inference.model_spec import BSNET_SPEC, ModelSpec, build_untrained
 from inference.preprocessing import (
     PreparedImage,
     model_input_from_display,
@@ -24,7 +24,6 @@ from inference.result import BrixiaResult
 from inference.weights import WeightsMetadata, load_weights, tensors_sha256
 
 PredictorInput = Dataset | np.ndarray | PreparedImage | str | Path
-UNTRAINED_SEED = 0
 
 
 def prepare_input(item: PredictorInput, size: int) -> PreparedImage:
@@ -46,13 +45,6 @@ def prepare_input(item: PredictorInput, size: int) -> PreparedImage:
     if isinstance(item, (str, Path)):
         return prepare_file(Path(item), size)
     return prepare_display(np.asarray(item, dtype=np.float32), size)
-
-
-def build_untrained(spec: ModelSpec) -> torch.nn.Module:
-    """The network with a fixed-seed random initialisation (same checksum on every machine)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(UNTRAINED_SEED)
-        return spec.build()
 
 
 class Predictor:

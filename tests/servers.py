@@ -109,8 +109,11 @@ class Orthanc:
 
 
 @contextmanager
-def orthanc_server(folder: Path, modalities: dict[str, tuple[str, str, int]]) -> Iterator[Orthanc]:
-    """Debian's Orthanc with a generated configuration; ``modalities``: name -> (AET, host, port)."""
+def orthanc_server(
+    folder: Path, modalities: dict[str, tuple[str, str, int] | dict], options: dict | None = None
+) -> Iterator[Orthanc]:
+    """Debian's Orthanc with a generated configuration; ``modalities``: name -> (AET, host, port)
+    or Orthanc's object form; ``options``: more configuration (e.g. DICOM TLS)."""
     program = require_tool("Orthanc")
     http_port, dicom_port = free_port(), free_port()
     folder.mkdir(parents=True, exist_ok=True)
@@ -123,9 +126,10 @@ def orthanc_server(folder: Path, modalities: dict[str, tuple[str, str, int]]) ->
         "DicomAet": "ORTHANC",
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
-        "DicomModalities": {name: list(peer) for name, peer in modalities.items()},
+        "DicomModalities": {name: peer if isinstance(peer, dict) else list(peer) for name, peer in modalities.items()},
         "Plugins": [],
         "StableAge": 1,
+        **(options or {}),
     }
     (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
     # Debian's Orthanc links the system DCMTK, which leaves Nagle's algorithm on unless told
@@ -148,14 +152,16 @@ def node_status(spool: Path) -> list[dict]:
 
 
 @contextmanager
-def storescp_server(folder: Path, ae_title: str, port: int | None = None) -> Iterator[int]:
+def storescp_server(
+    folder: Path, ae_title: str, port: int | None = None, options: tuple[str, ...] = ()
+) -> Iterator[int]:
     """dcmtk's storescp writing every received object to its own file (+uf), on ``port`` or a
-    free one; yields its port."""
+    free one, with extra ``options`` (e.g. TLS); yields its port."""
     program = require_tool("storescp")
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    process = spawn([program, "--aetitle", ae_title, "+uf", "--output-directory", str(folder), str(port)],
-                    folder.parent / f"storescp-{ae_title}.log")
+    command = [program, *options, "--aetitle", ae_title, "+uf", "--output-directory", str(folder), str(port)]
+    process = spawn(command, folder.parent / f"storescp-{ae_title}.log")
     try:
         wait_until(lambda: listening(port), 20, "storescp")
         yield port
@@ -163,18 +169,20 @@ def storescp_server(folder: Path, ae_title: str, port: int | None = None) -> Ite
         stop(process)
 
 
-def c_store(path: Path, port: int, called_ae: str, calling_ae: str = "MODALITY") -> int | None:
-    """Send one Part 10 file with pynetdicom; the C-STORE status, or None when the association
-    was refused."""
+def c_store(
+    path: Path, port: int, called_ae: str, calling_ae: str = "MODALITY", source: str = LOOPBACK
+) -> int | None:
+    """Send one Part 10 file with pynetdicom from the loopback address ``source`` (any of
+    127.0.0.0/8); the C-STORE status, or None when the association was refused or aborted."""
     ds = pydicom.dcmread(path)
     ae = AE(ae_title=calling_ae)
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    association = ae.associate(LOOPBACK, port, ae_title=called_ae)
+    association = ae.associate(LOOPBACK, port, ae_title=called_ae, bind_address=(source, 0))
     if not association.is_established:
         return None
     status = association.send_c_store(ds)
     association.release()
-    return status.Status
+    return getattr(status, "Status", None)
 
 
 @contextmanager

@@ -6,14 +6,14 @@ on the retry schedule (:mod:`dicom_node.retry_schedule`), after a node restart o
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pydicom
 from celery import chain
 from celery.exceptions import Ignore
 from pydicom.dataset import Dataset
 
-from dicom_node.config import Destination
+from dicom_node.config import ConfigError, Destination
 from dicom_node.dispatch import DispatchError, send_instances
 from dicom_node.failures import failure_reason
 from dicom_node.journal import Receipt, State
@@ -41,7 +41,7 @@ def enqueue_delivery(receipt_id: str, token: str, countdown: int = 0) -> None:
     deliver.apply_async((receipt_id, token), countdown=countdown)
 
 
-def _fail(receipt_id: str, reason: str) -> None:
+def _fail(receipt_id: str, reason: str) -> NoReturn:
     """End the receipt ``failed`` with ``reason`` and stop the chain."""
     runtime.journal().failed(receipt_id, reason)
     raise Ignore()
@@ -122,6 +122,17 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     enqueue_delivery(receipt.id, receipt.task_token, countdown=delay)
 
 
+def _destination_of(receipt: Receipt) -> Destination | None:
+    """Where the journal says ``receipt``'s results go, as configured now (with its TLS
+    settings); a destination no longer configured fails the receipt with that reason."""
+    if not receipt.destination:
+        return None
+    try:
+        return runtime.settings().configured_destination(receipt.destination)
+    except ConfigError as error:
+        _fail(receipt.id, str(error))
+
+
 def _delivered(receipt: Receipt) -> None:
     runtime.journal().delivered(receipt.id, receipt.attempts + 1)
 
@@ -148,7 +159,7 @@ def report(message: dict[str, Any]) -> None:
         result = decode_result(outcome.result)
     except Exception as error:
         _fail(receipt_id, failure_reason("report", error))
-    destination = Destination.parse(receipt.destination) if receipt.destination else None
+    destination = _destination_of(receipt)
     batches = [[kind for kind in settings.outputs if kind == "sr"], [kind for kind in settings.outputs if kind != "sr"]]
     uids: list[str] = []
     failure: Exception | None = None
@@ -180,7 +191,7 @@ def deliver(receipt_id: str, token: str) -> None:
     receipt = _current_receipt(receipt_id, token, "deliver")
     if receipt.state != State.SCORED or not receipt.destination:
         return
-    destination = Destination.parse(receipt.destination)
+    destination = _destination_of(receipt)
     files = sorted((runtime.settings().spool / OUTPUTS_FOLDER / receipt_id).glob("*.dcm"))
     if not files:
         _fail(receipt_id, "deliver: no stored outputs in the spool")

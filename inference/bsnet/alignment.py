@@ -60,9 +60,15 @@ def output_grid(height: int, width: int, dtype: torch.dtype, device: torch.devic
 
 
 def warp(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """The authors' ``BilinearInterpolation`` of (B, C, H, W) by theta (B, 2, 3) at the same size."""
+    """The authors' ``BilinearInterpolation`` of (B, C, H, W) by theta (B, 2, 3) at the same size.
+
+    Coordinates, weights and gather indices are computed in at least fp32 whatever the map's
+    dtype (under bf16 autocast a bf16 ``row * width + column`` would round by up to 1024 pixels);
+    the result has the map's dtype."""
     batch, channels, height, width = image.shape
-    source = theta.to(image.dtype) @ output_grid(height, width, image.dtype, image.device)  # (B, 2, H*W)
+    dtype = torch.promote_types(image.dtype, torch.float32)
+    with torch.autocast(image.device.type, enabled=False):
+        source = theta.to(dtype) @ output_grid(height, width, dtype, image.device)  # (B, 2, H*W)
     x = 0.5 * (source[:, 0] + 1.0) * width
     y = 0.5 * (source[:, 1] + 1.0) * height
     x0, y0 = x.trunc(), y.trunc()  # the authors' cast to int32 truncates towards zero
@@ -80,7 +86,7 @@ def warp(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         + ((x - x0) * (y1 - y))[:, None] * gather(y0, x1)
         + ((x - x0) * (y - y0))[:, None] * gather(y1, x1)
     )
-    return out.view(batch, channels, height, width)
+    return out.view(batch, channels, height, width).to(image.dtype)
 
 
 def as_square(theta: torch.Tensor) -> torch.Tensor:

@@ -24,8 +24,8 @@ from inference.brixia_dataset import (
     read_brixia_table,
 )
 from inference.datasets import DatasetError
-from inference.model_spec import BSNET_SPEC
-from inference.predictor import Predictor, build_untrained
+from inference.model_spec import BSNET_SPEC, build_untrained
+from inference.predictor import Predictor
 from inference.regions import REGION_NAMES
 from inference.report import evaluate_folder, write_report
 from inference.weights import metadata_for, save_weights

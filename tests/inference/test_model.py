@@ -7,8 +7,7 @@ from inference.bsnet.alignment import invert_affine, warp
 from inference.bsnet.model import BSNet
 from inference.bsnet.roi_pooling import crop_regions
 from inference.loss import BrixiaScoreLoss, expected_scores
-from inference.model_spec import BSNET_SPEC
-from inference.predictor import build_untrained
+from inference.model_spec import BSNET_SPEC, build_untrained
 
 SIZE = 256  # the network reads any multiple of 128; the oracle test runs it at 512
 
@@ -95,3 +94,15 @@ def test_loss_combines_cross_entropy_and_expected_score_error():
     assert float(BrixiaScoreLoss(alpha=0.0)(logits, targets + 3)) == pytest.approx(3 - float(mae), rel=1e-6)
     with pytest.raises(ValueError):
         BrixiaScoreLoss(alpha=1.5)
+
+
+def test_warp_of_a_bf16_map_samples_where_the_fp32_warp_does():
+    """Under bf16 autocast the maps are bf16; the sampler's coordinates and gather indices stay
+    fp32 (a bf16 row * width + column rounds by up to 1024 pixels at 512 and runs off the map)."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 1, 512, 512, generator=generator)
+    theta = torch.tensor([[[0.9, 0.05, 0.02], [-0.04, 0.95, 0.01]]]).repeat(2, 1, 1)
+    expected = warp(image, theta)
+    warped = warp(image.bfloat16(), theta)
+    assert warped.dtype == torch.bfloat16
+    torch.testing.assert_close(warped.float(), expected, atol=2e-2, rtol=0)

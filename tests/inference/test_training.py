@@ -6,8 +6,7 @@ import numpy as np
 import torch
 
 from inference.loss import BrixiaScoreLoss
-from inference.model_spec import BSNET_SPEC
-from inference.predictor import build_untrained
+from inference.model_spec import BSNET_SPEC, build_untrained
 from inference.preprocessing import prepare_file
 from inference.regions import REGION_NAMES
 from tests.conftest import BRIXIA_DATA, require_path

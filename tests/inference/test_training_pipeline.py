@@ -13,8 +13,7 @@ from dicom_node.cli import app
 from inference import Predictor
 from inference.augment import SYNTHETIC_ALIGNMENT, AffineRange, random_affine, transform_pair
 from inference.datasets import TensorSet, load_folder
-from inference.model_spec import BSNET_SPEC
-from inference.predictor import build_untrained
+from inference.model_spec import BSNET_SPEC, build_untrained
 from inference.preprocessing import prepare_file
 from inference.regions import REGION_NAMES
 from inference.training import (

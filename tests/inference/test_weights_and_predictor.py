@@ -8,8 +8,7 @@ from typer.testing import CliRunner
 
 from dicom_node.cli import app
 from inference import BrixiaResult, Predictor, UntrainedModelError, WeightsError
-from inference.model_spec import BSNET_SPEC, ModelSpec
-from inference.predictor import build_untrained
+from inference.model_spec import BSNET_SPEC, ModelSpec, build_untrained
 from inference.preprocessing import prepare_dataset
 from inference.regions import REGION_NAMES
 from inference.weights import load_weights, metadata_for, save_weights, tensors_sha256

@@ -1,6 +1,8 @@
 """Poison inputs (issue 11): malformed and hostile instances, made here with pydicom from a real
 chest CR, are each accepted on disk and end ``failed`` or ``skipped`` with a reason, within a
-bounded time, with one log line each and no retry loop; the node keeps serving."""
+bounded time, with one log line each and no retry loop; the node keeps serving. Identity values
+that would be copied into the outputs (a Study Instance UID that is a relative path, an impossible
+Study Date) fail the receipt and never reach the PACS, which does receive a valid radiograph's."""
 
 import copy
 import re
@@ -23,6 +25,9 @@ from tests.servers import LOOPBACK, c_store, listening, node_process, node_statu
 
 NODE_AET = "TEST_NODE"
 FINAL = {"failed", "skipped"}
+ESCAPED_STUDY = "../../../ESCAPED_STUDY"  # a Study Instance UID that is a path out of any folder
+ESCAPING = "Study Instance UID escaping its folder"
+BAD_STUDY_DATE = "Study Date 2024-13-45"
 
 
 def _part10(ds: Dataset) -> bytes:
@@ -123,6 +128,8 @@ def hostile_inputs(base: Dataset, fuji: bytes) -> dict[str, bytes]:
         "missing Study Instance UID": _edited(base, drop("StudyInstanceUID")),
         "missing Series Instance UID": _edited(base, drop("SeriesInstanceUID")),
         "Study Instance UID of 80 letters": _edited(base, raw("StudyInstanceUID", b"x" * 80)),
+        ESCAPING: _edited(base, raw("StudyInstanceUID", ESCAPED_STUDY.encode())),
+        BAD_STUDY_DATE: _edited(base, raw("StudyDate", b"2024-13-45")),
         "Rows larger than the pixel data": _edited(base, put("Rows", rows * 2)),
         "Columns smaller than the pixel data": _edited(base, put("Columns", columns - 10)),
         "claimed 65535 x 65535": _edited(base, lambda ds: setattr(ds, "Rows", 65535) or setattr(ds, "Columns", 65535)),
@@ -197,6 +204,13 @@ def test_every_hostile_input_ends_failed_or_skipped_with_a_reason(
             receipts = wait_until(settled, 300, "every receipt to end in a final state")
             assert node.poll() is None
             assert c_store(fuji_path, node_port, NODE_AET) == 0x0000  # still serving
+
+            def fuji_delivered() -> bool:
+                newest = max(node_status(spool), key=lambda r: r["received_at"])
+                assert newest["state"] not in FINAL, newest  # the valid radiograph goes through
+                return newest["state"] == "delivered"
+
+            wait_until(fuji_delivered, 300, "the valid radiograph's outputs to reach the PACS")
         log = (tmp_path / "node" / "serve.log").read_text()
     in_order = sorted(receipts, key=lambda r: r["received_at"])  # sent one after the other
     named = dict(zip(accepted, in_order, strict=True))
@@ -207,3 +221,21 @@ def test_every_hostile_input_ends_failed_or_skipped_with_a_reason(
         mentions = [line for line in log.splitlines() if receipt["id"] in line and re.search("fail|skip", line)]
         assert 1 <= len(mentions) <= 2, (receipt["reason"], mentions)  # one line per failure, no loop
     assert "Traceback" not in log
+    _assert_never_relayed(named, tmp_path, fuji_path)
+
+
+def _assert_never_relayed(named: dict[str, dict], tmp_path: Path, fuji_path: Path) -> None:
+    """The instance whose Study Instance UID is a relative path, and the one with an impossible
+    Study Date, end ``failed`` at triage naming the attribute; the PACS (storescp, which received
+    the valid radiograph's outputs) holds nothing of that study, and no file or folder was made
+    outside the test's folders."""
+    for name, keyword in ((ESCAPING, "StudyInstanceUID"), (BAD_STUDY_DATE, "StudyDate")):
+        receipt = named[name]
+        assert receipt["state"] == "failed" and receipt["reason"].startswith("triage:"), receipt
+        assert keyword in receipt["reason"] and "PS3.5" in receipt["reason"], receipt
+    received = [path for path in (tmp_path / "pacs").rglob("*") if path.is_file()]
+    studies = {str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID) for path in received}
+    assert studies == {str(pydicom.dcmread(fuji_path, stop_before_pixels=True).StudyInstanceUID)}, studies
+    assert not list(tmp_path.rglob("*ESCAPED_STUDY*"))
+    for folder in (tmp_path / "pacs", tmp_path / "spool", tmp_path / "spool" / "instances", tmp_path / "node"):
+        assert not (folder / ESCAPED_STUDY).resolve().exists()

@@ -14,12 +14,15 @@ def test_node_and_inference_workers_split(tmp_path, fuji_cr, broker_url, node_po
     spool = tmp_path / "spool"
     elsewhere = tmp_path / "gpu-machine"
     with storescp_server(tmp_path / "received", "RESULTS") as destination_port:
+        shared = tmp_path / "dicom-node.toml"  # the node and its node-queue worker share one configuration
+        shared.write_text(
+            f'spool = "{spool}"\nbroker_url = "{broker_url}"\ndestination = "RESULTS@{LOOPBACK}:{destination_port}"\n'
+        )
         node_arguments = [
-            "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--no-worker",
-            "--spool", str(spool), "--broker-url", broker_url, "--untrained",
-            "--destination", f"RESULTS@{LOOPBACK}:{destination_port}",
+            "--config", str(shared), "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port),
+            "--no-worker", "--untrained",
         ]
-        node_worker = ["--queues", "node", "--spool", str(spool), "--broker-url", broker_url]
+        node_worker = ["--queues", "node", "--config", str(shared)]
         inference_worker = [
             "--queues", "inference", "--spool", str(elsewhere / "no-spool"), "--broker-url", broker_url, "--untrained",
         ]

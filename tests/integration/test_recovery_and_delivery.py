@@ -31,7 +31,7 @@ def _node_arguments(spool, port, broker_url, destination):
 def test_restarted_node_processes_what_was_received_before(tmp_path, fuji_cr, broker_url, node_port):
     spool = tmp_path / "spool"
     journal = Journal(spool / "journal.sqlite")  # as if the node died right after answering success
-    Spool(spool, journal).store(fuji_cr.read_bytes(), "MODALITY", NODE_AET, "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
+    Spool(spool, journal).store(fuji_cr.read_bytes(), "MODALITY", NODE_AET, "1.2.840.10008.5.1.4.1.1.1", "1.2.3", None)
     journal.close()
     assert node_status(spool)[0]["state"] == "received"
     with storescp_server(tmp_path / "received", "RESULTS") as destination_port:

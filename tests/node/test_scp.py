@@ -34,7 +34,8 @@ def restore_storage_negotiation(monkeypatch):
 def scp(tmp_path):
     """Our SCP in this process: (settings, spool, receipt ids stored, server)."""
     settings = load_settings(
-        ae_title="TEST_NODE", host=LOOPBACK, port=free_port(), spool=tmp_path, allow=["SENDER", "STORESCU"]
+        ae_title="TEST_NODE", host=LOOPBACK, port=free_port(), spool=tmp_path,
+        allow=[f"SENDER@{LOOPBACK}", f"STORESCU@{LOOPBACK}"],
     )
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal)

@@ -16,31 +16,31 @@ def spool(tmp_path):
 
 
 def test_store_writes_the_bytes_and_journals_them(spool):
-    receipt_id = spool.store(b"DICM-bytes", "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
+    receipt_id = spool.store(b"DICM-bytes", "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3", None)
     receipt = spool.journal.get(receipt_id)
     assert receipt.state == State.RECEIVED and receipt.calling_ae == "MODALITY"
     assert spool.path_of(receipt.path).read_bytes() == b"DICM-bytes"
     assert not list(spool.path_of(receipt.path).parent.glob(".incoming-*"))
-    assert spool.journal.get(spool.store(b"again", "MODALITY", "NODE", "1.2", "1.2.3")).path != receipt.path
+    assert spool.journal.get(spool.store(b"again", "MODALITY", "NODE", "1.2", "1.2.3", None)).path != receipt.path
 
 
 def test_journal_failure_leaves_no_file(spool):
     spool.journal.close()
     with pytest.raises(SpoolError, match="cannot journal"):
-        spool.store(b"data", "MODALITY", "NODE", "1.2", "1.2.3")
+        spool.store(b"data", "MODALITY", "NODE", "1.2", "1.2.3", None)
     assert not [p for p in (spool.root / "instances").rglob("*") if p.is_file()]
 
 
 def test_write_failure_leaves_no_file_and_no_row(spool):
     (spool.root / "instances").write_text("a file where the folder should be")
     with pytest.raises(SpoolError, match="cannot write"):
-        spool.store(b"data", "MODALITY", "NODE", "1.2", "1.2.3")
+        spool.store(b"data", "MODALITY", "NODE", "1.2", "1.2.3", None)
     assert spool.journal.recent() == []
 
 
 def test_journal_states_and_queries(spool):
-    first = spool.store(b"a", "A", "NODE", "1.2", "1.1")
-    second = spool.store(b"b", "B", "NODE", "1.2", "1.2")
+    first = spool.store(b"a", "A", "NODE", "1.2", "1.1", None)
+    second = spool.store(b"b", "B", "NODE", "1.2", "1.2", None)
     spool.journal.update(first, state=State.SCORED, global_score=7, region_scores={"A": 1})
     spool.journal.update(second, state=State.SKIPPED, reason="modality MR")
     pending = spool.journal.in_states((State.RECEIVED, State.QUEUED, State.SCORED))
@@ -53,7 +53,7 @@ def test_journal_states_and_queries(spool):
 
 def test_reopened_journal_keeps_committed_rows(tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
-    journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm")
+    journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm", None)
     journal.close()
     assert Journal(tmp_path / "j.sqlite").get("r1").state == State.RECEIVED
 
@@ -80,7 +80,7 @@ def test_a_journal_from_before_added_columns_gains_them_and_keeps_its_rows(tmp_p
 
 def test_columns_of_a_later_version_are_ignored(tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
-    journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm")
+    journal.record_receipt("r1", "A", "NODE", "1.2", "1.3", "instances/r1.dcm", None)
     journal.close()
     newer = sqlite3.connect(tmp_path / "j.sqlite")
     newer.execute("ALTER TABLE receipts ADD COLUMN added_later TEXT")
@@ -97,7 +97,7 @@ def test_unopenable_journal_is_a_clear_error(tmp_path):
 def test_orphans_of_an_interrupted_write_are_removed_at_start_up(spool):
     """A node killed between writing an instance and journaling it never answered success: the
     sender sends it again, so the file is removed; so are temp files of unfinished writes."""
-    kept = spool.path_of(spool.journal.get(spool.store(b"kept", "MODALITY", "NODE", "1.2", "1.2.3")).path)
+    kept = spool.path_of(spool.journal.get(spool.store(b"kept", "MODALITY", "NODE", "1.2", "1.2.3", None)).path)
     orphan = spool.root / "instances" / "ab" / ("ab" + "0" * 30 + ".dcm")
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"never acknowledged")

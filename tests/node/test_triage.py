@@ -61,3 +61,6 @@ def test_images_above_the_pixel_limit_are_refused_before_decoding():
     assert size_problem(ds, 50_000_000) == ""
     ds.Rows = ds.Columns = 12000  # a small file may declare a huge image
     assert "12000 x 12000 pixels, above the limit of 50,000,000" in size_problem(ds, 50_000_000)
+
+
+# --- Identity of the outputs (issue "Validated relays") --------------------------------------

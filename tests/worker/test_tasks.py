@@ -29,7 +29,7 @@ def test_a_task_for_a_receipt_this_node_never_received_is_reported_loudly(spool,
 
 
 def test_a_superseded_chain_stops_without_work(spool):
-    receipt = spool.store(b"not even DICOM", "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3")
+    receipt = spool.store(b"not even DICOM", "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3", None)
     current = spool.journal.issue_token(receipt)
     with pytest.raises(Ignore):
         prepare.run(receipt, "an older token")

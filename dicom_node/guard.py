@@ -1,0 +1,258 @@
+"""Limits that hold against hostile peers (issue 12; docs/security.md), on pynetdicom's
+association server:
+
+- connections per peer address and in total are counted from the moment they are accepted
+  (socketserver's ``verify_request``), so sockets that never finish an A-ASSOCIATE-RQ count;
+- a deadline for negotiation (TLS handshake and A-ASSOCIATE-RQ, from connection until the
+  association is established) and one for each whole PDU from its first byte to its last: not
+  per read, so a peer trickling a byte at a time is cut at the deadline;
+- the TLS handshake runs in the connection's own thread, never in the accept loop;
+- a PDU longer than ``max_pdu_size`` (P-DATA-TF; PS3.8 9.3.1, D.1) or than
+  :data:`ASSOCIATION_PDU_LIMIT` (other PDUs) is refused from its header, before its body is read;
+- the fragments of one C-STORE's dataset (PS3.8 E.2) are counted as they arrive and the
+  connection is cut once they exceed ``max_dataset_size_mb``.
+
+pynetdicom 3.0 offers no public hook for the last two: :class:`GuardedRequestHandler` overrides
+its ``RequestHandler._create_association`` to give each association a :class:`GuardedSocket`.
+"""
+
+import contextlib
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from pynetdicom.association import Association
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from dicom_node.config import NodeSettings
+
+log = logging.getLogger(__name__)
+PDU_HEADER = struct.Struct(">BBL")  # PDU type, reserved, length of the rest (PS3.8 9.3.1)
+P_DATA_TF = 0x04
+ASSOCIATION_PDU_LIMIT = 1_048_576  # A-ASSOCIATE-RQ with every context a sender could propose fits
+PDV_HEADER = struct.Struct(">LBB")  # item length, presentation context ID, message control header
+WATCH_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits of :mod:`dicom_node.guard`, from the node's settings."""
+
+    max_associations: int
+    max_associations_per_peer: int
+    negotiation_timeout: float
+    pdu_timeout: float
+    max_pdu_size: int
+    max_dataset_bytes: int
+
+    @classmethod
+    def of(cls, settings: NodeSettings) -> "Limits":
+        return cls(
+            settings.max_associations, settings.max_associations_per_peer, settings.negotiation_timeout,
+            settings.pdu_timeout, settings.max_pdu_size, settings.max_dataset_size_mb * 2**20,
+        )
+
+
+class LimitExceeded(OSError):
+    """A peer broke a limit; pynetdicom's DUL treats it as the connection closing (Evt17)."""
+
+
+class GuardedSocket(AssociationSocket):
+    """An association's socket that reads each PDU under the length limits, counts the dataset
+    fragments of the current message and notes when the PDU being read began.
+
+    pynetdicom builds the acceptor's socket itself (and queues the connection event as it does):
+    :meth:`guard` turns that socket into this class rather than building a second one.
+    """
+
+    address: str
+    limits: Limits
+    pdu_started: float | None  # monotonic time of the first byte of the PDU being read
+    _pdu_type: int | None
+    _dataset_bytes: int
+
+    @classmethod
+    def guard(cls, plain: AssociationSocket, address: str, limits: Limits) -> "GuardedSocket":
+        plain.__class__ = cls
+        guarded = cast(GuardedSocket, plain)
+        guarded.address, guarded.limits = address, limits
+        guarded.pdu_started = guarded._pdu_type = None
+        guarded._dataset_bytes = 0
+        return guarded
+
+    def _refuse(self, what: str) -> LimitExceeded:
+        log.warning("cut the connection from %s: %s", self.address, what)
+        return LimitExceeded(what)
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        if self._pdu_type is None:  # pynetdicom's DUL reads the 6-byte header, then the rest
+            self.pdu_started = time.monotonic()
+            header = super().recv(nr_bytes)
+            if len(header) == PDU_HEADER.size:
+                self._pdu_type, _, length = PDU_HEADER.unpack(bytes(header))
+                self._check_length(length)
+            return header
+        body = super().recv(nr_bytes)
+        if self._pdu_type == P_DATA_TF:
+            self._count_dataset(body)
+        self._pdu_type = self.pdu_started = None
+        return body
+
+    def _check_length(self, length: int) -> None:
+        if self._pdu_type == P_DATA_TF and length > self.limits.max_pdu_size:
+            raise self._refuse(f"P-DATA-TF PDU of {length:,} bytes, above max_pdu_size ({self.limits.max_pdu_size:,})")
+        if length > max(self.limits.max_pdu_size, ASSOCIATION_PDU_LIMIT):
+            raise self._refuse(f"PDU of {length:,} bytes, above the limit of {ASSOCIATION_PDU_LIMIT:,}")
+
+    def _count_dataset(self, body: bytearray) -> None:
+        """Add this P-DATA-TF's dataset fragments (control header bit 0 clear) to the message's
+        total; the last fragment (bit 1 set) ends the message."""
+        offset = 0
+        while offset + PDV_HEADER.size <= len(body):
+            item_length, _, control = PDV_HEADER.unpack_from(body, offset)
+            if not control & 0x01:
+                self._dataset_bytes += item_length - 2
+                if self._dataset_bytes > self.limits.max_dataset_bytes:
+                    limit = self.limits.max_dataset_bytes // 2**20
+                    raise self._refuse(f"dataset above max_dataset_size_mb ({limit} MB)")
+                if control & 0x02:
+                    self._dataset_bytes = 0
+            offset += 4 + item_length
+
+
+@dataclass
+class Connection:
+    """One accepted connection, watched until it closes."""
+
+    address: str
+    opened: float = field(default_factory=time.monotonic)
+    association: Association | None = None
+    guarded: GuardedSocket | None = None
+    negotiated: bool = False
+
+    def overdue(self, limits: Limits, now: float) -> str:
+        """Which deadline this connection has passed, or ""."""
+        if self.association is not None and (self.association.is_established or self.association.is_released):
+            self.negotiated = True
+        if not self.negotiated and now - self.opened > limits.negotiation_timeout:
+            return f"association not negotiated within {limits.negotiation_timeout:g} s (negotiation_timeout)"
+        started = self.guarded.pdu_started if self.guarded is not None else None
+        if started is not None and now - started > limits.pdu_timeout:
+            return f"PDU not received whole within {limits.pdu_timeout:g} s (pdu_timeout)"
+        return ""
+
+
+class GuardedRequestHandler(RequestHandler):
+    """pynetdicom's handler, giving each association a :class:`GuardedSocket`."""
+
+    server: "GuardedAssociationServer"
+
+    def _create_association(self) -> Association:
+        association = super()._create_association()
+        plain = cast(AssociationSocket, association.dul.socket)
+        guarded = GuardedSocket.guard(plain, str(self.client_address[0]), self.server.limits)
+        self.server.watch(self.request, association, guarded)
+        return association
+
+
+class GuardedAssociationServer(ThreadedAssociationServer):
+    """pynetdicom's threaded association server under :class:`Limits`."""
+
+    def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
+        self.limits = limits
+        self._connections: dict[socket.socket, Connection] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._last_refusal_logged: dict[str, float] = {}
+        super().__init__(*args, request_handler=GuardedRequestHandler, **kwargs)
+        self._watchdog = threading.Thread(target=self._watch, name="association-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept without the TLS handshake: it runs in the connection's thread, under the deadline."""
+        client, address = self.socket.accept()
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        return client, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Admit a connection while its address and the node are under their caps."""
+        address = str(client_address[0])
+        with self._lock:
+            self._forget_ended()
+            total = len(self._connections)
+            from_peer = sum(1 for connection in self._connections.values() if connection.address == address)
+            if total >= self.limits.max_associations:
+                refusal = f"{total} connections open (max_associations)"
+            elif from_peer >= self.limits.max_associations_per_peer:
+                refusal = f"{from_peer} connections open from it (max_associations_per_peer)"
+            else:
+                self._connections[request] = Connection(address)
+                return True
+        self._log_refusal(address, refusal)
+        return False
+
+    def _log_refusal(self, address: str, refusal: str) -> None:
+        """One line per address and minute: a flood must not flood the log."""
+        now = time.monotonic()
+        if now - self._last_refusal_logged.get(address, -60.0) >= 60.0:
+            self._last_refusal_logged[address] = now
+            log.warning("refused a connection from %s: %s", address, refusal)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as error:
+                log.warning("TLS handshake with %s failed: %s", client_address[0], error)
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+    def watch(self, request: socket.socket, association: Association, guarded: GuardedSocket) -> None:
+        with self._lock:
+            connection = self._connections.get(request)
+            if connection is not None:
+                connection.association, connection.guarded = association, guarded
+
+    def _forget_ended(self) -> None:
+        """Drop the connections whose association thread has ended (pynetdicom closes those
+        sockets itself, without calling ``shutdown_request``). Called with the lock held."""
+        for request, connection in list(self._connections.items()):
+            association = connection.association
+            if association is not None and association.ident is not None and not association.is_alive():
+                del self._connections[request]
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(WATCH_INTERVAL_S):
+            now = time.monotonic()
+            with self._lock:
+                self._forget_ended()
+                connections = list(self._connections.items())
+                overdue = [(request, c.address, c.overdue(self.limits, now)) for request, c in connections]
+            for request, address, reason in overdue:
+                if reason:
+                    log.warning("cut the connection from %s: %s", address, reason)
+                    self._cut(request)
+
+    def _cut(self, request: socket.socket) -> None:
+        """End a connection under its thread's feet: reads and the handshake fail, pynetdicom
+        sees the transport closed (Evt17) and the thread ends."""
+        with self._lock:
+            self._connections.pop(request, None)
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(request, socket.SHUT_RDWR)
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+        super().shutdown()
