@@ -17,12 +17,12 @@ from pydantic_settings import (
 from dicom_node.broker import spool_broker_url
 from dicom_node.peers import (
     ANYONE,
+    AETitle,
     ConfigError,
     Destination,
+    DestinationSetting,
+    ExistingFile,
     Sender,
-    existing_file,
-    parse_destination,
-    validate_ae_title,
 )
 from dicom_node.retry_schedule import DEFAULT_GIVE_UP_AFTER_S, DEFAULT_MAX_BACKOFF_S
 
@@ -44,16 +44,16 @@ class NodeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DICOM_NODE_", extra="forbid")
 
-    ae_title: str = "DICOM_NODE"
+    ae_title: AETitle = "DICOM_NODE"
     host: str = "0.0.0.0"
     port: int = 11112
     spool: Path = Path("spool")
     allow: Annotated[list[Sender], NoDecode] = []  # known senders; empty: anyone (warned at start)
-    destination: Destination | None = None
+    destination: DestinationSetting | None = None
     # DICOM TLS for the SCP (PS3.15 B.9); with tls_ca every sender must present a certificate it signed
-    tls_certificate: Path | None = None
-    tls_private_key: Path | None = None
-    tls_ca: Path | None = None
+    tls_certificate: ExistingFile | None = None
+    tls_private_key: ExistingFile | None = None
+    tls_ca: ExistingFile | None = None
     # limits against hostile peers (docs/security.md)
     max_associations: PositiveInt = 20  # connections open at once, in total
     max_associations_per_peer: PositiveInt = 5  # connections open at once from one address
@@ -72,11 +72,6 @@ class NodeSettings(BaseSettings):
     min_free_space_mb: NonNegativeInt = 512  # below this much free space in the spool, C-STORE answers 0xA700
     visibility_timeout: PositiveInt = 600  # must exceed the longest task and delivery_max_backoff
 
-    @field_validator("ae_title")
-    @classmethod
-    def _ae_title(cls, value: str) -> str:
-        return validate_ae_title(value)
-
     @field_validator("allow", mode="before")
     @classmethod
     def _allow(cls, value: Any) -> Any:
@@ -94,16 +89,6 @@ class NodeSettings(BaseSettings):
             if unknown or not kinds:
                 raise ConfigError(f"outputs {unknown or 'empty'}: choose from {', '.join(OUTPUT_KINDS)}")
         return kinds
-
-    @field_validator("destination", mode="before")
-    @classmethod
-    def _destination(cls, value: Any) -> Any:
-        return parse_destination(value)
-
-    @field_validator("tls_certificate", "tls_private_key", "tls_ca")
-    @classmethod
-    def _tls_files(cls, value: Path | None) -> Path | None:
-        return existing_file(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -172,15 +157,13 @@ class NodeSettings(BaseSettings):
         return [destination for destination in candidates if destination is not None]
 
     def configured_destination(self, text: str) -> Destination:
-        """The configured destination written ``text`` (``AET@HOST:PORT``, as the journal
-        records it), with its TLS settings; ConfigError if none is configured so any more."""
+        """The destination the journal wrote as ``text`` (``AET@HOST:PORT``) with the TLS settings
+        this process's configuration gives it; plain TCP where it names no such destination (a
+        TLS destination refuses that before any data is sent)."""
         for destination in self.configured_destinations():
             if str(destination) == text:
                 return destination
-        raise ConfigError(
-            f"destination {text} is not in this process's configuration (changed since, or a node worker run "
-            "without the node's --config): configure it, then run dicom-node retry --failed"
-        )
+        return Destination.parse(text)
 
     def worker_broker_url(self) -> str:
         """The broker a worker or ``retry`` uses: ``broker_url``, else the embedded broker of the

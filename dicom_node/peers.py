@@ -9,9 +9,9 @@ admitted the association, never by the AE title alone.
 
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 ANY_ADDRESS = (ip_network("0.0.0.0/0"), ip_network("::/0"))
 # RFC 4514 attribute types as written in a subject, and the names Python's ssl module gives them.
@@ -32,11 +32,15 @@ def validate_ae_title(value: str) -> str:
     return value
 
 
-def existing_file(value: Path | None) -> Path | None:
+def existing_file(value: Path) -> Path:
     """A configured file (a certificate, key or CA bundle) that must exist."""
-    if value is not None and not Path(value).is_file():
+    if not Path(value).is_file():
         raise ConfigError(f"TLS file not found: {value}")
     return value
+
+
+AETitle = Annotated[str, AfterValidator(validate_ae_title)]
+ExistingFile = Annotated[Path, AfterValidator(existing_file)]
 
 
 class Destination(BaseModel):
@@ -47,13 +51,13 @@ class Destination(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ae_title: str
+    ae_title: AETitle
     host: str
     port: int
     tls: bool = False
-    tls_ca: Path | None = None
-    tls_certificate: Path | None = None
-    tls_private_key: Path | None = None
+    tls_ca: ExistingFile | None = None
+    tls_certificate: ExistingFile | None = None
+    tls_private_key: ExistingFile | None = None
 
     @classmethod
     def parse(cls, text: str) -> "Destination":
@@ -64,16 +68,6 @@ class Destination(BaseModel):
         except ValueError as error:
             raise ConfigError(f"destination {text!r} is not AET@HOST:PORT") from error
         return destination
-
-    @field_validator("ae_title")
-    @classmethod
-    def _ae_title(cls, value: str) -> str:
-        return validate_ae_title(value)
-
-    @field_validator("tls_ca", "tls_certificate", "tls_private_key")
-    @classmethod
-    def _files(cls, value: Path | None) -> Path | None:
-        return existing_file(value)
 
     @model_validator(mode="after")
     def _tls_pieces(self) -> "Destination":
@@ -90,6 +84,9 @@ class Destination(BaseModel):
 def parse_destination(value: Any) -> Any:
     """A destination from its text form; tables (dicts) are left to pydantic."""
     return Destination.parse(value) if isinstance(value, str) else value
+
+
+DestinationSetting = Annotated[Destination, BeforeValidator(parse_destination)]
 
 
 def parse_subject(text: str) -> frozenset[tuple[str, str]]:
@@ -120,10 +117,10 @@ class Sender(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ae_title: str
+    ae_title: AETitle
     addresses: list[IPv4Network | IPv6Network]
     certificate_subject: str | None = None
-    destination: Destination | None = None
+    destination: DestinationSetting | None = None
 
     @classmethod
     def parse(cls, text: str) -> "Sender":
@@ -134,11 +131,6 @@ class Sender(BaseModel):
                 "AE title and where it comes from (e.g. MODALITY@10.1.2.3 or PACS@10.1.0.0/16)"
             )
         return cls(ae_title=ae_title.strip(), addresses=[network.strip()])
-
-    @field_validator("ae_title")
-    @classmethod
-    def _ae_title(cls, value: str) -> str:
-        return validate_ae_title(value)
 
     @field_validator("addresses", mode="before")
     @classmethod
@@ -160,11 +152,6 @@ class Sender(BaseModel):
         if value is not None:
             parse_subject(value)
         return value
-
-    @field_validator("destination", mode="before")
-    @classmethod
-    def _destination(cls, value: Any) -> Any:
-        return parse_destination(value)
 
     def admits(self, calling_ae: str, address: str, subject: frozenset[tuple[str, str]]) -> bool:
         """Whether an association from ``address`` calling itself ``calling_ae`` with a

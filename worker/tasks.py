@@ -13,7 +13,7 @@ from celery import chain
 from celery.exceptions import Ignore
 from pydicom.dataset import Dataset
 
-from dicom_node.config import ConfigError, Destination
+from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_instances
 from dicom_node.failures import failure_reason
 from dicom_node.journal import Receipt, State
@@ -123,14 +123,8 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
 
 
 def _destination_of(receipt: Receipt) -> Destination | None:
-    """Where the journal says ``receipt``'s results go, as configured now (with its TLS
-    settings); a destination no longer configured fails the receipt with that reason."""
-    if not receipt.destination:
-        return None
-    try:
-        return runtime.settings().configured_destination(receipt.destination)
-    except ConfigError as error:
-        _fail(receipt.id, str(error))
+    """Where the journal says ``receipt``'s results go, with the TLS settings configured for it."""
+    return runtime.settings().configured_destination(receipt.destination) if receipt.destination else None
 
 
 def _delivered(receipt: Receipt) -> None:

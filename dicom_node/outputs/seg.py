@@ -11,9 +11,15 @@ laterality as type modifier (CID 244), algorithm type AUTOMATIC with the model's
 tracking identifier and UID, the same as in the SR. Regions take the overlay's colour for their
 score as recommended display colour.
 
-A projection radiograph has no Frame of Reference: the SEG has none either, so it carries no plane
-position, orientation or pixel measures (its pixel grid is the source's, which holds the spacing),
-and Patient Orientation (Type 2C, PS3.3 C.7.6.1) is copied from the source instead.
+A projection radiograph has no Frame of Reference, but viewers place a SEG by its functional
+groups (OHIF reads Pixel Measures and Plane Orientation from the Shared Functional Groups and
+shows nothing without them). The SEG therefore defines its own Frame of Reference (PS3.3 A.51-2:
+these macros may be present when one is defined) in which the radiograph's pixel grid is the
+plane z = 0: Plane Orientation (1, 0, 0, 0, 1, 0), each frame at Plane Position (0, 0, 0), Pixel
+Spacing the source's Pixel Spacing, else its Imager Pixel Spacing (at the detector), else 1\1
+(the source states none), and a nominal Slice Thickness of 1 mm (a projection has none; the
+macro's readers require one). Patient Orientation (Type 2C, PS3.3 C.7.6.1) is copied from the
+source.
 """
 
 import highdicom as hd
@@ -33,11 +39,14 @@ from dicom_node.outputs.common import (
     tracking_uid,
 )
 from dicom_node.outputs.overlay import PALETTE
-from dicom_node.outputs.sr import LATERALITY_CODES, ZONE_CODES
+from dicom_node.outputs.sr import LATERALITY_CODES, ZONE_CODES, region_tracking_identifier
+from dicom_node.uids import derived_uid
 from inference import BrixiaResult
 from inference.regions import REGIONS
 
 SEG_SERIES_NUMBER = 9704
+RADIOGRAPH_PLANE = (1, 0, 0, 0, 1, 0)  # rows along x, columns along y: the pixel grid itself
+NOMINAL_SLICE_THICKNESS_MM = 1
 ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure  # 91723000, CID 7150
 LUNGS_COLOUR = (86, 180, 233)  # Okabe & Ito sky blue, not one of the score colours
 LUNGS_TRACKING_ID = "Lungs"
@@ -105,7 +114,7 @@ def segment_descriptions(source: Dataset, result: BrixiaResult) -> list[hd.seg.S
                 number,
                 f"Brixia {region.name} ({region.lung} {region.zone}) score {score}",
                 (ZONE_CODES[region.zone], LATERALITY_CODES[region.lung]),
-                (f"Brixia region {region.name}", tracking_uid(source, result, region.name)),
+                (region_tracking_identifier(region), tracking_uid(source, result, region.name)),
                 PALETTE[score],
                 result,
             )
@@ -116,8 +125,7 @@ def segment_descriptions(source: Dataset, result: BrixiaResult) -> list[hd.seg.S
 def build_seg(source: Dataset, result: BrixiaResult) -> hd.seg.Segmentation:
     """Binary Segmentation of the lungs and the Brixia regions of ``source``, in its study."""
     header = reference_header(source)
-    # Source header without Pixel Spacing: highdicom would make it the SEG's Pixel Measures, which
-    # it cannot read back without a Slice Thickness (none exists for a projection radiograph).
+    # Without Pixel Spacing: the Pixel Measures are written with the rest of the geometry below.
     header.pop("PixelSpacing", None)
     series_uid, sop_uid = output_uids(source, result, "seg")
     with copied_names_allowed():
@@ -141,4 +149,39 @@ def build_seg(source: Dataset, result: BrixiaResult) -> hd.seg.Segmentation:
             content_qualification=CONTENT_QUALIFICATION,
         )
     seg.PatientOrientation = header.get("PatientOrientation")
+    place_on_radiograph(seg, source)
     return seg
+
+
+def pixel_spacing(source: Dataset) -> list[float]:
+    """Row and column spacing in mm: Pixel Spacing, else Imager Pixel Spacing, else 1\\1 (a value
+    that is not two positive numbers counts as none)."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            spacing = [float(value) for value in source.get(keyword) or []]
+        except (TypeError, ValueError):
+            continue
+        if len(spacing) == 2 and min(spacing) > 0:
+            return spacing
+    return [1.0, 1.0]
+
+
+def place_on_radiograph(seg: hd.seg.Segmentation, source: Dataset) -> None:
+    """The SEG's own Frame of Reference with the radiograph as the plane z = 0 (module docstring):
+    Pixel Measures and Plane Orientation shared, a Plane Position per frame (PS3.3 C.7.6.16.2.1,
+    C.7.6.16.2.3, C.7.6.16.2.4)."""
+    seg.FrameOfReferenceUID = derived_uid("frame of reference", str(seg.SOPInstanceUID))
+    seg.PositionReferenceIndicator = ""
+    measures = Dataset()
+    measures.PixelSpacing = pixel_spacing(source)
+    measures.SliceThickness = NOMINAL_SLICE_THICKNESS_MM
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = list(RADIOGRAPH_PLANE)
+    shared = Dataset()
+    shared.PixelMeasuresSequence = [measures]
+    shared.PlaneOrientationSequence = [orientation]
+    seg.SharedFunctionalGroupsSequence = [shared]
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        position = Dataset()
+        position.ImagePositionPatient = [0, 0, 0]
+        frame.PlanePositionSequence = [position]

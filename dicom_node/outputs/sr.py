@@ -6,13 +6,23 @@ Content tree:
 - Imaging Measurements: one Planar ROI Measurement Group (TID 1410) per Brixia region A-F, each
   with a tracking identifier and UID (TID 4108), the region's outline on the source radiograph
   (TID 1410 "Image Region": SCOORD closed POLYLINE, selected from the radiograph), finding site
-  (lung zone + laterality), algorithm identification (TID 4019), the region score (TID 300, 0-3)
-  and the model's probability of each score 0-3 (TID 300, percent). A region the model found no
-  lung in has no outline: its group is a TID 1501 Measurement Group referencing the radiograph.
+  (lung zone + laterality), algorithm identification (TID 4019), the region score (TID 300, 0-3),
+  the outline again as what the score is inferred from (TID 300 "INFERRED FROM", TID 320), the
+  model's probability of each score 0-3 (TID 300, percent) and a comment naming the region and
+  its score. A region the model found no lung in has no outline: its group is a TID 1501
+  Measurement Group referencing the radiograph.
+
+  Viewers: OHIF (Cornerstone3D's SR adapters) turns a group back into one of its measurement
+  tools only when the tracking identifier starts with the tool's name and the first NUM carries
+  the SCOORD, the layout OHIF itself writes; it names the measurement after the comment, and it
+  prints a numeric value of 0 as nothing and a unit as its code, hence the comment's wording and
+  units written as the scale ("{0-3}").
 - Derived Imaging Measurements: the global Brixia score (TID 300, 0-18, derivation "Total").
 - Qualitative Evaluations: a plain-language summary, one plain-language line per region (score
   and probabilities) and the research-use (and untrained) warning, for text renderers.
 """
+
+from copy import deepcopy
 
 import highdicom as hd
 import numpy as np
@@ -56,10 +66,14 @@ BRIXIA_PROBABILITIES = tuple(
     )
     for score in range(SCORE_LEVELS)
 )
-SCORE_UNIT = hd.sr.CodedConcept("{score}", "UCUM", "score")
+REGION_SCORE_UNIT = hd.sr.CodedConcept("{0-3}", "UCUM", "score from 0 to 3")
+GLOBAL_SCORE_UNIT = hd.sr.CodedConcept("{0-18}", "UCUM", "score from 0 to 18")
+# The tool OHIF re-creates a region as ("<tool>:<free text>" in the tracking identifier).
+OHIF_FREEHAND_ROI = "Cornerstone3DTools@^0.1.0:PlanarFreehandROI"
 PERCENT = hd.sr.CodedConcept("%", "UCUM", "percent")
 CHEST_XRAY = hd.sr.CodedConcept("399208008", "SCT", "Plain X-ray of chest")
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+CONTAINS = hd.sr.RelationshipTypeValues.CONTAINS
 ZONE_CODES = {  # CID 6171 "Zone of Lung"
     "upper": codes.SCT.UpperZoneOfLung,
     "middle": codes.SCT.MiddleZoneOfLung,
@@ -119,7 +133,7 @@ def _region_group(
     """TID 1410 Planar ROI Measurement Group for one Brixia region (``label`` in the region map),
     outlined on the source image; TID 1501 where the region is empty."""
     score = hd.sr.Measurement(
-        name=BRIXIA_REGION_SCORE, value=result.region_scores[region.name], unit=SCORE_UNIT
+        name=BRIXIA_REGION_SCORE, value=result.region_scores[region.name], unit=REGION_SCORE_UNIT
     )
     probabilities = [
         hd.sr.Measurement(name=name, value=round(100.0 * float(probability), 1), unit=PERCENT)
@@ -129,7 +143,7 @@ def _region_group(
     ]
     content = {
         "tracking_identifier": hd.sr.TrackingIdentifier(
-            uid=tracking_uid(header, result, region.name), identifier=f"Brixia region {region.name}"
+            uid=tracking_uid(header, result, region.name), identifier=region_tracking_identifier(region)
         ),
         "finding_sites": [
             hd.sr.FindingSite(ZONE_CODES[region.zone], laterality=LATERALITY_CODES[region.lung])
@@ -146,9 +160,25 @@ def _region_group(
         graphic_data=polygon,
         source_image=hd.sr.SourceImageForRegion.from_source_image(header),
     )
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        **content, referenced_region=outline
-    )
+    group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(**content, referenced_region=outline)
+    items = group[0].ContentSequence
+    score_item = next(item for item in items if item.ValueType == "NUM")
+    inferred_from = deepcopy(outline)  # TID 300 row "INFERRED FROM" TID 320 (by value)
+    inferred_from.RelationshipType = hd.sr.RelationshipTypeValues.INFERRED_FROM.value
+    score_item.ContentSequence = hd.sr.ContentSequence([inferred_from])
+    items.append(hd.sr.TextContentItem(codes.DCM.Comment, region_comment(region, result), CONTAINS))
+    return group
+
+
+def region_tracking_identifier(region: Region) -> str:
+    """TID 4108 Tracking Identifier of a region: OHIF's tool name, then ours ("Brixia region A")."""
+    return f"{OHIF_FREEHAND_ROI}:Brixia region {region.name}"
+
+
+def region_comment(region: Region, result: BrixiaResult) -> str:
+    """The name a viewer lists the region under: which region, and its score in words."""
+    score = result.region_scores[region.name]
+    return f"Brixia {region.name} ({region.lung} {region.zone}): score {score} of {SCORE_LEVELS - 1}"
 
 
 def _global_measurements(result: BrixiaResult) -> hd.sr.ContainerContentItem:
@@ -156,7 +186,7 @@ def _global_measurements(result: BrixiaResult) -> hd.sr.ContainerContentItem:
     measurement = hd.sr.Measurement(
         name=BRIXIA_GLOBAL_SCORE,
         value=result.global_score,
-        unit=SCORE_UNIT,
+        unit=GLOBAL_SCORE_UNIT,
         derivation=codes.SCT.Total,
         finding_sites=[hd.sr.FindingSite(codes.SCT.Lung, laterality=codes.SCT.Bilateral)],
         algorithm_id=_algorithm(result),

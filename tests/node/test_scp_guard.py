@@ -172,3 +172,15 @@ def test_a_dataset_over_the_size_limit_is_refused(tmp_path, caplog):
         assert stored == []
         assert c_store(require_path(FUJI_CR), settings.port, NODE_AE, "SENDER", source=KNOWN) == 0x0000
     assert "above max_dataset_size_mb (1 MB)" in caplog.text
+
+
+def test_an_open_node_says_so_loudly_at_start(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="dicom_node.scp")
+    with running_scp(tmp_path, allow=[]):
+        pass
+    assert "NO ALLOW-LIST: any host that reaches" in caplog.text
+    assert "NO TLS" not in caplog.text  # plain TCP on loopback is the walkthrough's set-up
+    caplog.clear()
+    with running_scp(tmp_path / "known"):
+        pass
+    assert "NO ALLOW-LIST" not in caplog.text

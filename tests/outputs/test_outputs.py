@@ -35,7 +35,9 @@ from dicom_node.outputs.sr import (
     BRIXIA_PROBABILITIES,
     BRIXIA_REGION_SCORE,
     LATERALITY_CODES,
+    OHIF_FREEHAND_ROI,
     ZONE_CODES,
+    region_tracking_identifier,
 )
 from dicom_node.uids import derived_uid
 from inference import UNTRAINED_WARNING, BrixiaResult
@@ -207,14 +209,14 @@ def test_sr_holds_region_scores_probabilities_and_global_score(name: str, built)
     source, result = data.source, data.result
     sr = hd.sr.srread(data.files["sr"])
     by_region = _region_groups(sr)
-    assert sorted(by_region) == [f"Brixia region {region.name}" for region in REGIONS]
+    assert sorted(by_region) == [f"{OHIF_FREEHAND_ROI}:Brixia region {region.name}" for region in REGIONS]
     assert not sr.content.get_image_measurement_groups()  # every region has pixels: TID 1410
     values = {}
     for region in REGIONS:
-        group = by_region[f"Brixia region {region.name}"]
+        group = by_region[region_tracking_identifier(region)]
         (measurement,) = group.get_measurements(name=BRIXIA_REGION_SCORE)
         values[region.name] = measurement.value
-        assert measurement.unit.value == "{score}"
+        assert measurement.unit.value == "{0-3}"
         shown = []
         for code in BRIXIA_PROBABILITIES:
             (probability,) = group.get_measurements(name=code)
@@ -255,7 +257,7 @@ def test_sr_outlines_each_region_on_the_radiograph(name: str, built) -> None:
     labels = result.to_source(result.region_map, labels=True)
     assert labels.shape == (source.Rows, source.Columns)
     for index, region in enumerate(REGIONS, start=1):
-        roi = by_region[f"Brixia region {region.name}"].roi
+        roi = by_region[region_tracking_identifier(region)].roi
         assert roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
         points = roi.value  # (column, row), PS3.3 C.18.6.1.2
         assert len(points) >= 4 and np.array_equal(points[0], points[-1])  # closed
@@ -275,7 +277,7 @@ def test_sr_region_without_pixels_has_a_group_without_outline(built) -> None:
     sr = hd.sr.Comprehensive3DSR.from_dataset(built_sr)
     assert len(sr.content.get_planar_roi_measurement_groups()) == 5
     (group,) = sr.content.get_image_measurement_groups()
-    assert group.tracking_identifier == "Brixia region F"
+    assert group.tracking_identifier == region_tracking_identifier(REGIONS[5])
     (image,) = group.source_images
     assert image.referenced_sop_instance_uid == data.source.SOPInstanceUID
     assert group.get_measurements(name=BRIXIA_REGION_SCORE)
@@ -324,9 +326,11 @@ def test_sr_renders_scores_with_dsr2html(name: str, built) -> None:
     )
     assert run.returncode == 0, run.stderr
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", run.stdout))
+    shown = [float(value) for value in re.findall(r"(\d+(?:\.\d+)?) \{0-3\}", text)]  # the groups, A to F
+    assert shown == [result.region_scores[region.name] for region in REGIONS]
     for region in REGIONS:
-        shown = re.search(rf'Brixia region {region.name}".*?(\d+(?:\.\d+)?) \{{score\}}', text)
-        assert shown and float(shown.group(1)) == result.region_scores[region.name]
+        score = result.region_scores[region.name]
+        assert f"Brixia {region.name} ({region.lung} {region.zone}): score {score} of 3" in text
     regions = ", ".join(f"{name} {score}" for name, score in result.region_scores.items())
     assert f"Brixia score {result.global_score}/18 ({regions})" in text
     for region in REGIONS:
@@ -430,3 +434,32 @@ def test_render_overlay_fills_and_outlines_regions_by_score() -> None:
     assert np.array_equal(rgb[101, 60], PALETTE[3])  # outline
     assert np.array_equal(rgb[95, 600], [128, 128, 128])  # background stays grey
     assert len(set(PALETTE.values())) == 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sr_regions_are_laid_out_as_ohif_writes_and_reads_them(name: str, built) -> None:
+    """OHIF re-creates a measurement group as its PlanarFreehandROI tool when the tracking
+    identifier names the tool and the first NUM carries the outline (INFERRED FROM SCOORD,
+    SELECTED FROM the radiograph); it lists it under the group's comment, which says the score
+    in words (OHIF prints a NUM of 0 as nothing)."""
+    data = built(name)
+    sr = pydicom.dcmread(data.files["sr"])
+    groups = [item for item in _content_items(sr.ContentSequence) if item.get("ValueType") == "CONTAINER"
+              and item.ConceptNameCodeSequence[0].CodeValue == "125007"]
+    assert len(groups) == len(REGIONS)
+    for group, region in zip(groups, REGIONS, strict=True):
+        children = list(group.ContentSequence)
+        numbers = [item for item in children if item.ValueType == "NUM"]
+        assert numbers[0].ConceptNameCodeSequence[0].CodeValue == BRIXIA_REGION_SCORE.value
+        (inferred,) = numbers[0].ContentSequence
+        assert (inferred.RelationshipType, inferred.ValueType, inferred.GraphicType) == (
+            "INFERRED FROM", "SCOORD", "POLYLINE"
+        )
+        outline = next(item for item in children if item.ValueType == "SCOORD")
+        assert list(inferred.GraphicData) == list(outline.GraphicData)
+        (image,) = inferred.ContentSequence
+        assert image.RelationshipType == "SELECTED FROM"
+        assert image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == data.source.SOPInstanceUID
+        comments = [item.TextValue for item in children if item.ConceptNameCodeSequence[0].CodeValue == "121106"]
+        score = data.result.region_scores[region.name]
+        assert comments == [f"Brixia {region.name} ({region.lung} {region.zone}): score {score} of 3"]

@@ -5,10 +5,11 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.sr.codedict import codes
+from pydicom.uid import UID
 
 from dicom_node.outputs.overlay import PALETTE
 from dicom_node.outputs.seg import SEG_SERIES_NUMBER
-from dicom_node.outputs.sr import LATERALITY_CODES, ZONE_CODES
+from dicom_node.outputs.sr import LATERALITY_CODES, ZONE_CODES, region_tracking_identifier
 from inference import UNTRAINED_WARNING
 from inference.regions import REGIONS
 from tests.outputs.conftest import LONG_VALUE_WARNING, NAMES
@@ -60,7 +61,7 @@ def test_seg_codes_the_lungs_and_the_six_regions(name: str, built) -> None:
             result.model_name,
             result.model_version,
         )
-        assert description.tracking_id == f"Brixia region {region.name}"
+        assert description.tracking_id == region_tracking_identifier(region)
         assert description.tracking_uid == tracking[description.tracking_id]  # same as the SR
         colour = hd.color.CIELabColor.from_dicom_value(description.RecommendedDisplayCIELabValue)
         assert np.allclose(colour.to_rgb(), PALETTE[score], atol=2)
@@ -84,14 +85,31 @@ def test_seg_masks_are_the_regions_in_the_source_pixel_grid(name: str, built) ->
         assert pixels[..., index].any()
 
 
+# Spacing each source states (Philips: "0.000\\0.000", none usable; Fuji: none at all).
+EXPECTED_SPACING = {
+    "cr_mono1_explicit_fuji_small.dcm": [1.0, 1.0],
+    "cr_mono1_j2k_lossy_philips.dcm": [1.0, 1.0],
+    "dx_mono1_j2k_lossless_canon.dcm": [0.16, 0.16],
+    "sc_cr_jpeg_baseline_siim.dcm": [0.168, 0.168],
+}
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_seg_keeps_the_source_geometry(name: str, built) -> None:
+def test_seg_is_placed_on_the_radiograph_as_viewers_need(name: str, built) -> None:
+    """Pixel Measures and Plane Orientation shared, a Plane Position per frame, in the SEG's own
+    Frame of Reference where the radiograph is the plane z = 0 (OHIF reads the shared groups)."""
     data = built(name)
     source = data.source
     seg = pydicom.dcmread(data.files["seg"])
     assert (seg.Rows, seg.Columns) == (source.Rows, source.Columns)
-    assert "FrameOfReferenceUID" not in seg  # a projection radiograph has none
+    assert "FrameOfReferenceUID" not in source and UID(seg.FrameOfReferenceUID).is_valid
     assert (seg.get("PatientOrientation") or "") == (source.get("PatientOrientation") or "")
-    # No Pixel Measures: the grid is the source's (and a source's spacing may be invalid, like the
-    # Philips image's "0.000\\0.000").
-    assert "PixelMeasuresSequence" not in seg.SharedFunctionalGroupsSequence[0]
+    (shared,) = seg.SharedFunctionalGroupsSequence
+    (measures,) = shared.PixelMeasuresSequence
+    assert [float(value) for value in measures.PixelSpacing] == pytest.approx(EXPECTED_SPACING[name])
+    assert float(measures.SliceThickness) > 0
+    assert [float(value) for value in shared.PlaneOrientationSequence[0].ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        assert [float(value) for value in frame.PlanePositionSequence[0].ImagePositionPatient] == [0, 0, 0]
+    read_back = hd.seg.segread(data.files["seg"])  # highdicom reads the geometry back
+    assert read_back.number_of_segments == 1 + len(REGIONS)
