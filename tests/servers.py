@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
+import pytest
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
 from dicom_node.config import Destination
@@ -108,12 +109,35 @@ class Orthanc:
         return self.request("GET", path)
 
 
+# Where Debian's orthanc-dicomweb puts its plugin (a link to the versioned library in /usr/lib/orthanc).
+DICOMWEB_PLUGINS = (
+    Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
+    *sorted(Path("/usr/lib/orthanc").glob("libOrthancDicomWeb.so*")),
+)
+
+
+def dicomweb_options() -> dict:
+    """``options`` for :func:`orthanc_server` that load Debian's DICOMweb plugin (orthanc-dicomweb)
+    at /dicom-web/; skipped outside CI where it is not installed, a failure in CI."""
+    plugin = next((path for path in DICOMWEB_PLUGINS if path.exists()), None)
+    if plugin is None:
+        message = "Orthanc's DICOMweb plugin not installed (bash deploy/install.sh installs orthanc-dicomweb)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return {
+        "Plugins": [str(plugin)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado"},
+    }
+
+
 @contextmanager
 def orthanc_server(
     folder: Path, modalities: dict[str, tuple[str, str, int] | dict], options: dict | None = None
 ) -> Iterator[Orthanc]:
     """Debian's Orthanc with a generated configuration; ``modalities``: name -> (AET, host, port)
-    or Orthanc's object form; ``options``: more configuration (e.g. DICOM TLS)."""
+    or Orthanc's object form; ``options``: more configuration (e.g. DICOM TLS, or
+    :func:`dicomweb_options` for the DICOMweb plugin)."""
     program = require_tool("Orthanc")
     http_port, dicom_port = free_port(), free_port()
     folder.mkdir(parents=True, exist_ok=True)
