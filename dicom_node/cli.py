@@ -76,6 +76,7 @@ def serve(
     """Receive images (C-STORE), score frontal chest radiographs and send the results back."""
     from dicom_node.broker import BrokerError
     from dicom_node.serve import serve as run
+    from inference.errors import InferenceError
 
     settings = _settings(
         config, ae_title=ae_title, host=host, port=port, spool=spool, allow=allow,
@@ -86,7 +87,7 @@ def serve(
     _logging()
     try:
         run(settings)
-    except (ConfigError, BrokerError) as error:
+    except (ConfigError, BrokerError, InferenceError) as error:
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
 
@@ -103,6 +104,7 @@ def worker(
 ) -> None:
     """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
     from dicom_node.serve import check_model_settings, run_worker
+    from inference.errors import InferenceError
 
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
     unknown = set(names) - {"node", "inference"}
@@ -118,7 +120,11 @@ def worker(
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
     _logging()
-    status = run_worker(settings, broker, names, concurrency=concurrency, pool="prefork")
+    try:
+        status = run_worker(settings, broker, names, concurrency=concurrency, pool="prefork")
+    except InferenceError as error:
+        error_console.print(f"[red]cannot start:[/red] {error}")
+        raise typer.Exit(2) from error
     if status:
         raise typer.Exit(status)
 

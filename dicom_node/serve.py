@@ -30,11 +30,15 @@ def check_model_settings(settings: NodeSettings) -> None:
 
 
 def run_worker(settings: NodeSettings, broker_url: str, queues: tuple[str, ...], concurrency: int, pool: str) -> int:
-    """Run a Celery worker for ``queues`` in this process until it stops; returns its exit status."""
+    """Run a Celery worker for ``queues`` in this process until it stops; returns its exit status.
+    A worker of the inference queue loads and warms its model first (an unusable weights file
+    raises here, before any task is taken)."""
     from worker import runtime
-    from worker.app import configure
+    from worker.app import INFERENCE_QUEUE, configure
 
     runtime.use_settings(settings)
+    if INFERENCE_QUEUE in queues:
+        runtime.warm_up_predictor()
     app = configure(settings, broker_url)
     worker = app.Worker(
         queues=list(queues), concurrency=concurrency, pool=pool, loglevel="INFO",

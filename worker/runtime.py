@@ -1,13 +1,18 @@
 """Per-process state of a worker: its settings, journal connection and predictor (created
 lazily, once per process, after any fork)."""
 
+import logging
 import os
 from functools import cache
+
+import numpy as np
 
 from dicom_node.config import NodeSettings, load_settings
 from dicom_node.journal import Journal
 from inference import Predictor
 
+log = logging.getLogger(__name__)
+WARM_UP_SIDE = 256  # the synthetic image of warm_up_predictor (resized to the model's input)
 _settings: NodeSettings | None = None
 
 
@@ -43,3 +48,16 @@ def _predictor_for(pid: int) -> Predictor:
 def predictor() -> Predictor:
     """This process's BS-Net predictor (inference-queue tasks only)."""
     return _predictor_for(os.getpid())
+
+
+def warm_up_predictor() -> Predictor:
+    """Load this process's predictor and score a synthetic ramp once: a weights file that cannot be
+    loaded fails here, when the worker starts, and the first image does not pay for the load."""
+    loaded = predictor()
+    ramp = np.tile(np.linspace(0.0, 1.0, WARM_UP_SIDE, dtype=np.float32), (WARM_UP_SIDE, 1))
+    loaded.predict(ramp)
+    log.info(
+        "model warmed: %s %s, weights sha256 %s (%s) on %s",
+        loaded.spec.name, loaded.model_version, loaded.weights_sha256[:12], loaded.weights_source, loaded.device,
+    )
+    return loaded

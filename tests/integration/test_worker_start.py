@@ -1,0 +1,43 @@
+"""An inference worker loads its weights and runs the network once when it starts (issue 13): a
+corrupt weights file stops it at start with a clear error and a non-zero status, before it takes
+any task, rather than failing the first image it is given."""
+
+import subprocess
+
+from tests.servers import DICOM_NODE, REPO_ROOT
+
+
+def test_an_inference_worker_with_corrupt_weights_stops_at_start(tmp_path, broker_url):
+    weights = tmp_path / "bsnet.pt"
+    weights.write_bytes(b"PK\x03\x04 not a weights file")
+    run = subprocess.run(
+        [*DICOM_NODE, "worker", "--queues", "inference", "--weights", str(weights), "--broker-url", broker_url,
+         "--spool", str(tmp_path / "no-spool")],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert run.returncode != 0
+    assert "cannot start" in run.stderr and str(weights) in run.stderr
+    assert "ready" not in run.stdout + run.stderr  # never consumed from the broker
+
+
+def test_an_inference_worker_warms_its_model_before_taking_tasks(tmp_path, broker_url):
+    """With --untrained the worker logs that the model is loaded and warmed, then serves; stopped
+    by SIGTERM here once it says so."""
+    process = subprocess.Popen(
+        [*DICOM_NODE, "worker", "--queues", "inference", "--untrained", "--broker-url", broker_url,
+         "--spool", str(tmp_path / "no-spool")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+    )
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "ready." in line:
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    log = "".join(lines)
+    warmed = [index for index, line in enumerate(lines) if "model warmed" in line]
+    ready = [index for index, line in enumerate(lines) if "ready." in line]
+    assert warmed and ready and warmed[0] < ready[0], log
