@@ -2,7 +2,8 @@
 
 Queue "node": prepare and report (need the spool and the PACS network, run beside the node).
 Queue "inference": infer (needs only the broker; runs on GPU machines). Late acknowledgement,
-prefetch 1 and reject-on-worker-lost: a task whose worker dies is delivered again.
+prefetch 1 and reject-on-worker-lost: a task whose worker dies is delivered again. Priorities
+order the work of each worker: results, then scoring, then preparing (below).
 """
 
 from celery import Celery
@@ -13,6 +14,14 @@ from dicom_node.config import NodeSettings
 NODE_QUEUE = "node"
 INFERENCE_QUEUE = "inference"
 RESTORE_SWEEP_S = 5
+# Message priorities (kombu's Redis transport: 0 first; its default steps 0, 3, 6, 9 are each a
+# list, and a worker pops every queue's priority-0 list before any priority-3 one). Finishing an
+# image comes before starting another: results (report, deliver) first, then scoring, then
+# preparing the next image, so a backlog never holds back the results of images already scored,
+# and at most about one prepared image per worker waits in the broker.
+RESULTS_PRIORITY = 0
+SCORING_PRIORITY = 3
+PREPARING_PRIORITY = 9
 
 app = Celery("dicom_node", include=["worker.tasks"])
 app.conf.update(

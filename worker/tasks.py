@@ -22,7 +22,7 @@ from dicom_node.retry_schedule import gives_up, retry_delay, waited
 from dicom_node.spool import write_durably
 from inference.preprocessing import prepare_dataset
 from worker import runtime
-from worker.app import app
+from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
 from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
@@ -64,7 +64,7 @@ def _current_receipt(receipt_id: str, token: str, stage: str) -> Receipt:
     return receipt
 
 
-@app.task(name="worker.tasks.prepare")
+@app.task(name="worker.tasks.prepare", priority=PREPARING_PRIORITY)
 def prepare(receipt_id: str, token: str) -> dict[str, Any]:
     """Decode the spooled instance and build the model input (node queue)."""
     receipt = _current_receipt(receipt_id, token, "prepare")
@@ -78,7 +78,7 @@ def prepare(receipt_id: str, token: str) -> dict[str, Any]:
     return Prepared(receipt_id, token, encode_prepared(prepared), time.perf_counter() - started).to_json()
 
 
-@app.task(name="worker.tasks.infer")
+@app.task(name="worker.tasks.infer", priority=SCORING_PRIORITY)
 def infer(message: dict[str, Any]) -> dict[str, Any]:
     """Run BS-Net on the prepared arrays (inference queue; no DICOM, no spool)."""
     incoming = Prepared.from_json(message)
@@ -131,7 +131,7 @@ def _delivered(receipt: Receipt) -> None:
     runtime.journal().delivered(receipt.id, receipt.attempts + 1)
 
 
-@app.task(name="worker.tasks.report")
+@app.task(name="worker.tasks.report", priority=RESULTS_PRIORITY)
 def report(message: dict[str, Any]) -> None:
     """Build the configured outputs, store them in the spool and C-STORE them (node queue).
 
@@ -179,7 +179,7 @@ def report(message: dict[str, Any]) -> None:
         _delivered(receipt)
 
 
-@app.task(name="worker.tasks.deliver")
+@app.task(name="worker.tasks.deliver", priority=RESULTS_PRIORITY)
 def deliver(receipt_id: str, token: str) -> None:
     """Send a scored receipt's stored outputs (node queue); nothing is computed again."""
     receipt = _current_receipt(receipt_id, token, "deliver")

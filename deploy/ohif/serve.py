@@ -13,6 +13,7 @@ path is a file of dist/ or, for the viewer's own routes (/viewer, ...), dist/ind
 import argparse
 import base64
 import http.client
+import posixpath
 import sys
 import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -66,20 +67,27 @@ class Handler(SimpleHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
+    def proxied(self) -> bool:
+        """Whether the request is for DICOMweb: its normalised path stays under /dicom-web/ (a
+        "/dicom-web/../" path must not reach the rest of Orthanc's REST API)."""
+        route = urllib.parse.urlsplit(self.path).path
+        decoded = urllib.parse.unquote(route)  # "%2e%2e/" is ".." too
+        return route.startswith(PROXIED) and posixpath.normpath(decoded).startswith(PROXIED.rstrip("/"))
+
     def do_GET(self) -> None:
-        if self.path.startswith(PROXIED):
+        if self.proxied():
             self.proxy()
         else:
             super().do_GET()
 
     def do_HEAD(self) -> None:
-        if self.path.startswith(PROXIED):
+        if self.proxied():
             self.proxy()
         else:
             super().do_HEAD()
 
     def do_POST(self) -> None:
-        if self.path.startswith(PROXIED):
+        if self.proxied():
             self.proxy()
         else:
             self.send_error(405)
