@@ -58,8 +58,6 @@ FIRST_COMPILE_GUESS_S = 60.0  # before any compile has been timed in this proces
 PRECISION_LABELS = {torch.float32: "fp32", torch.bfloat16: "bf16 autocast"}
 
 
-
-
 class Report:
     """Rows printed and appended to the markdown file as soon as they exist (a run cut short keeps them)."""
 

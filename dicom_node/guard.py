@@ -106,8 +106,9 @@ class GuardedSocket(AssociationSocket):
     def _check_length(self, length: int) -> None:
         if self._pdu_type == P_DATA_TF and length > self.limits.max_pdu_size:
             raise self._refuse(f"P-DATA-TF PDU of {length:,} bytes, above max_pdu_size ({self.limits.max_pdu_size:,})")
-        if length > max(self.limits.max_pdu_size, ASSOCIATION_PDU_LIMIT):
-            raise self._refuse(f"PDU of {length:,} bytes, above the limit of {ASSOCIATION_PDU_LIMIT:,}")
+        limit = max(self.limits.max_pdu_size, ASSOCIATION_PDU_LIMIT)
+        if length > limit:
+            raise self._refuse(f"PDU of {length:,} bytes, above the limit of {limit:,}")
 
     def _count_dataset(self, body: bytearray) -> None:
         """Add this P-DATA-TF's dataset fragments (control header bit 0 clear) to the message's

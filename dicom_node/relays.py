@@ -14,6 +14,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import MAX_VALUE_LEN, VR_REGEXES, validate_value
 
+from dicom_node.outputs.common import IDENTITY_KEYWORDS, TEXT_VRS, emptied_by_reference_header
+
 IDENTITY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
@@ -87,31 +89,21 @@ COPIED_BY_MODULE: dict[str, tuple[str, ...]] = {
 COPIED_ATTRIBUTES = tuple(keyword for keywords in COPIED_BY_MODULE.values() for keyword in keywords)
 # Attributes that identify the patient, the study and the instances: an invalid value always fails
 # the receipt (see identity_problem).
-IDENTITY_ATTRIBUTES = frozenset(
-    {
-        *IDENTITY_UIDS,
-        "SOPClassUID",
-        "FrameOfReferenceUID",
-        "SpecificCharacterSet",
-        "PatientName",
-        "PatientID",
-        "IssuerOfPatientID",
-        "TypeOfPatientID",
-        "OtherPatientNames",
-        "PatientBirthDate",
-        "PatientBirthTime",
-        "StudyDate",
-        "StudyTime",
-        "StudyID",
-        "AccessionNumber",
-        "ReferringPhysicianName",
-    }
-)
+# Those the outputs copy verbatim (IDENTITY_KEYWORDS, which include the UIDs), and those an
+# emptied value of would contradict the study the outputs are filed in.
+IDENTITY_ATTRIBUTES = IDENTITY_KEYWORDS | {
+    "FrameOfReferenceUID",
+    "TypeOfPatientID",
+    "OtherPatientNames",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+}
 # Checked elsewhere: the character set first (it decides the repertoire), Patient's Sex never.
 _NOT_CHECKED = frozenset({"SpecificCharacterSet", "PatientSex"})
-# Text VRs whose invalid values reference_header empties instead of copying (outside identity).
-_EMPTIED_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
-_CHECKED_VRS = _EMPTIED_VRS | {"DS", "IS"}
+_CHECKED_VRS = TEXT_VRS | {"DS", "IS"}
 # The VRs whose repertoire Specific Character Set extends or replaces (PS3.5 6.1.2.2).
 _CHARSET_VRS = frozenset({"SH", "LO", "UC", "ST", "LT", "UT", "PN"})
 _LONG_TEXT_VRS = frozenset({"ST", "LT", "UT"})  # may hold LF, FF, CR (PS3.5 6.1.3, 6.2); TAB tolerated
@@ -232,7 +224,7 @@ def _element_problems(element: DataElement, path: str, charset: _Charset, identi
     if element.VR not in _CHECKED_VRS or not element.VM or element.value is None:
         return []
     values = list(element.value) if element.VM > 1 else [element.value]
-    if not identity and element.VR in _EMPTIED_VRS and _emptied_by_reference_header(element.VR, values):
+    if not identity and emptied_by_reference_header(element):
         return []
     if dictionary_has_tag(element.tag):  # not private, not unknown
         allowed = dictionary_VM(element.tag)
@@ -246,12 +238,6 @@ def _element_problems(element: DataElement, path: str, charset: _Charset, identi
         if problem:
             return [f"{path} {problem}"]
     return []
-
-
-def _emptied_by_reference_header(vr: str, values: list) -> bool:
-    """Whether ``reference_header`` (dicom_node/outputs/common.py) empties this non-identity text
-    value instead of copying it: it does so where pydicom's check rejects a value."""
-    return any(not _valid_for(vr, str(value)) for value in values)
 
 
 def _valid_for(vr: str, text: str) -> bool:

@@ -3,6 +3,7 @@
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -28,15 +29,26 @@ def require_path(path: Path) -> Path:
     return path
 
 
-def require_tool(name: str) -> str:
-    """Path of an external program; skipped outside CI, a failure in CI (install.sh installs it)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not installed (bash deploy/install.sh installs it)"
+def missing_installation(message: str) -> NoReturn:
+    """Something deploy/install.sh installs is missing: skipped outside CI, a failure in CI."""
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_tool(name: str) -> str:
+    """Path of an external program that deploy/install.sh installs."""
+    found = shutil.which(name)
+    if found:
+        return found
+    missing_installation(f"{name} not installed (bash deploy/install.sh installs it)")
+
+
+def require_installed(path: Path, what: str) -> Path:
+    """``path`` of something deploy/install.sh installs."""
+    if path.exists():
+        return path
+    missing_installation(f"{what} not installed: {path} missing (bash deploy/install.sh installs it)")
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
-import pytest
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
 from dicom_node.config import Destination
-from tests.conftest import REPO_ROOT, require_tool
+from tests.conftest import REPO_ROOT, missing_installation, require_tool
 
 LOOPBACK = "127.0.0.1"
 DICOM_NODE = [sys.executable, "-m", "dicom_node"]
@@ -121,10 +120,9 @@ def dicomweb_options() -> dict:
     at /dicom-web/; skipped outside CI where it is not installed, a failure in CI."""
     plugin = next((path for path in DICOMWEB_PLUGINS if path.exists()), None)
     if plugin is None:
-        message = "Orthanc's DICOMweb plugin not installed (bash deploy/install.sh installs orthanc-dicomweb)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_installation(
+            "Orthanc's DICOMweb plugin not installed (bash deploy/install.sh installs orthanc-dicomweb)"
+        )
     return {
         "Plugins": [str(plugin)],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado"},

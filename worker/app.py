@@ -17,8 +17,8 @@ RESTORE_SWEEP_S = 5
 # Message priorities (kombu's Redis transport: 0 first; its default steps 0, 3, 6, 9 are each a
 # list, and a worker pops every queue's priority-0 list before any priority-3 one). Finishing an
 # image comes before starting another: results (report, deliver) first, then scoring, then
-# preparing the next image, so a backlog never holds back the results of images already scored,
-# and at most about one prepared image per worker waits in the broker.
+# preparing the next image, so a backlog never holds back the results of images already scored
+# (docs/operations.md, "Scheduling": what this bounds in the broker and what not yet).
 RESULTS_PRIORITY = 0
 SCORING_PRIORITY = 3
 PREPARING_PRIORITY = 9

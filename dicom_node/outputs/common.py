@@ -49,7 +49,7 @@ TYPE2_PATIENT_STUDY = (
     "AccessionNumber",
 )
 PATIENT_SEX_VALUES = frozenset({"M", "F", "O"})  # PS3.3 C.7.1.1, Patient's Sex (0010,0040)
-_TEXT_VRS = frozenset(
+TEXT_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 )
 _MAX_LO = 64
@@ -119,6 +119,17 @@ def valid_for_vr(element: DataElement) -> bool:
     return True
 
 
+def emptied_by_reference_header(element: DataElement) -> bool:
+    """Whether :func:`reference_header` empties ``element`` rather than copying it: a text value
+    (not an identity attribute, kept verbatim) that breaks its VR."""
+    return (
+        element.keyword not in IDENTITY_KEYWORDS
+        and element.VR in TEXT_VRS
+        and bool(element.VM)
+        and not valid_for_vr(element)
+    )
+
+
 def reference_header(source: Dataset) -> Dataset:
     """The source's header as the outputs copy it (patient, study and instance references).
 
@@ -131,8 +142,7 @@ def reference_header(source: Dataset) -> Dataset:
         if element.tag.group >= 0x7FE0 or element.tag.element == 0:
             continue
         element = copy.deepcopy(element)
-        checked = element.keyword not in IDENTITY_KEYWORDS and element.VR in _TEXT_VRS
-        if checked and element.VM and not valid_for_vr(element):
+        if emptied_by_reference_header(element):
             element.value = None
         header.add(element)
     if str(header.get("PatientSex") or "") not in PATIENT_SEX_VALUES:

@@ -193,7 +193,7 @@ def _global_measurements(result: BrixiaResult) -> hd.sr.ContainerContentItem:
     )
     container = hd.sr.ContainerContentItem(
         name=codes.DCM.DerivedImagingMeasurements,
-        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        relationship_type=CONTAINS,
     )
     container.ContentSequence = hd.sr.ContentSequence(list(measurement))
     return container
@@ -214,16 +214,15 @@ def region_text(region: Region, result: BrixiaResult) -> str:
 
 def _qualitative_evaluations(result: BrixiaResult) -> hd.sr.ContainerContentItem:
     """TID 1500 "Qualitative Evaluations": the summary and each safety warning as TEXT."""
-    contains = hd.sr.RelationshipTypeValues.CONTAINS
-    items = [hd.sr.TextContentItem(codes.DCM.Summary, summary_text(result), contains)]
+    items = [hd.sr.TextContentItem(codes.DCM.Summary, summary_text(result), CONTAINS)]
     items += [
-        hd.sr.TextContentItem(codes.DCM.Finding, region_text(region, result), contains)
+        hd.sr.TextContentItem(codes.DCM.Finding, region_text(region, result), CONTAINS)
         for region in REGIONS
     ]
     items += [
-        hd.sr.TextContentItem(codes.DCM.Comment, line, contains) for line in safety_lines(result)
+        hd.sr.TextContentItem(codes.DCM.Comment, line, CONTAINS) for line in safety_lines(result)
     ]
-    container = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS, relationship_type=contains)
+    container = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS, relationship_type=CONTAINS)
     container.ContentSequence = hd.sr.ContentSequence(items)
     return container
 

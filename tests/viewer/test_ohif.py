@@ -35,7 +35,7 @@ import pytest
 
 from dicom_node.outputs import OUTPUT_KINDS, build_outputs
 from inference import Predictor
-from tests.conftest import FUJI_CR, REPO_ROOT, require_path, require_tool
+from tests.conftest import FUJI_CR, REPO_ROOT, require_installed, require_path, require_tool
 from tests.servers import (
     dicomweb_options,
     free_port,
@@ -68,16 +68,6 @@ BENIGN_CONSOLE_ERRORS: dict[str, str] = {}
 # number after the word "score" ("score 1", "score: 1.00"); lines about probabilities are not it.
 REGION = re.compile(r"\b(?i:brixia\s+region|brixia|region)\s+([A-F])\b")
 SCORE = re.compile(r"\bscore\b[^\d{}\n]{0,12}(\d+(?:\.\d+)?)", re.IGNORECASE)
-
-
-def require_installed(path: Path, what: str) -> Path:
-    """``path`` of something deploy/install.sh installs; skipped outside CI, a failure in CI."""
-    if path.exists():
-        return path
-    message = f"{what} not installed: {path} missing (bash deploy/install.sh installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclasses.dataclass
