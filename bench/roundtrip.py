@@ -16,11 +16,8 @@
 
 import argparse
 import datetime
-import io
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from inference import Predictor  # noqa: E402
-from tests.conftest import FUJI_CR, require_path  # noqa: E402
+from bench.common import machine, median_ms, model_compute, publish, radiograph_files, send_all  # noqa: E402
 from tests.servers import (  # noqa: E402
     LOOPBACK,
     free_port,
@@ -54,35 +49,6 @@ OUTPUT_SETS = (("sr", "overlay"), ("sr", "overlay", "explainability", "seg"))  #
 ROUNDS = 3
 SIDE = 2048
 NODE_AET = "BENCH_NODE"
-
-
-def radiograph_files(folder: Path, count: int) -> list[Path]:
-    """``count`` copies of the Fuji chest CR upscaled to SIDE x SIDE, each with its own UIDs."""
-    source = pydicom.dcmread(require_path(FUJI_CR))
-    pixels = Image.fromarray(source.pixel_array.astype(np.float32), mode="F").resize((SIDE, SIDE))
-    data = np.clip(np.asarray(pixels), 0, 1023).astype(np.uint16).tobytes()
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
-        ds = pydicom.dcmread(FUJI_CR)
-        ds.Rows = ds.Columns = SIDE
-        ds.PixelData = data
-        ds.StudyInstanceUID = pydicom.uid.generate_uid()
-        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-        path = folder / f"cr{index:02d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
-
-
-def send_all(files: list[Path], port: int, called_ae: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        ["storescu", "-aet", "BENCH", "-aec", called_ae, LOOPBACK, str(port), *map(str, files)],
-        check=True, capture_output=True, timeout=600,
-    )
-    return time.perf_counter() - start
 
 
 def receive_ratio(work: Path, files: list[Path]) -> tuple[float, float, float]:
@@ -166,23 +132,6 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...], refe
     return pushes[1:]
 
 
-def model_compute(path: Path) -> float:
-    """Reference: median seconds of Predictor.predict on ``path`` in this process (5 runs after 1)."""
-    predictor = Predictor(allow_untrained=True)
-    ds = pydicom.dcmread(io.BytesIO(path.read_bytes()))
-    predictor.predict(ds)
-    samples = []
-    for _ in range(5):
-        start = time.perf_counter()
-        predictor.predict(ds)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def median_ms(values) -> str:
-    return f"{statistics.median(values) * 1e3:.0f} ms"
-
-
 def latency_line(outputs: tuple[str, ...], pushes: list[Push], reference: float) -> str:
     to_sr = [push.to_sr for push in pushes]
     p95 = float(np.percentile(to_sr, 95))
@@ -205,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dicom-node-bench-") as temporary:
         work = Path(temporary)
-        files = radiograph_files(work / "files", FILES)
+        files = radiograph_files(work / "files", FILES, SIDE)
         os.sync()  # each phase starts with no dirty pages left by the one before
         storescp_s, node_s, ratio = receive_ratio(work, files)
         os.sync()
@@ -217,7 +166,7 @@ def main() -> None:
     text = "\n".join([
         f"### Round trip, {datetime.date.today().isoformat()}",
         "",
-        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs. Command: "
+        f"Machine: {machine()}. Command: "
         "`.venv/bin/python bench/roundtrip.py`.",
         "",
         f"- Receive, {FILES} files of {SIDE}x{SIDE} 16-bit ({megabytes:.0f} MiB), one storescu association, "
@@ -229,10 +178,7 @@ def main() -> None:
         *[latency_line(outputs, values, compute) for outputs, values in latencies.items()],
         "",
     ])
-    print(text)
-    if args.write:
-        with open(args.write, "a", encoding="utf-8") as stream:
-            stream.write("\n" + text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

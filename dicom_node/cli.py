@@ -95,12 +95,24 @@ def serve(
 @app.command()
 def worker(
     queues: Annotated[str, typer.Option(help="comma-separated queues: node, inference")] = "node,inference",
-    concurrency: Annotated[int, typer.Option(help="worker processes")] = 1,
+    concurrency: Annotated[
+        int | None, typer.Option(help="node queue only: worker processes (default: one per CPU core)")
+    ] = None,
     config: ConfigOption = None,
     spool: SpoolOption = None,
     weights: WeightsOption = None,
     untrained: UntrainedOption = None,
     broker_url: BrokerOption = None,
+    device: Annotated[str | None, typer.Option(help="e.g. cuda:1 (default: the first GPU, else the CPU)")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="images per forward pass (default: 1 on the CPU, 32 on a GPU)")
+    ] = None,
+    batch_wait_ms: Annotated[int | None, typer.Option(help="longest wait for a batch to fill (ms)")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 (default) or bf16 (autocast)")] = None,
+    channels_last: Annotated[bool | None, typer.Option(help="channels-last memory format (default: on)")] = None,
+    compile_network: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the network at start")
+    ] = None,
 ) -> None:
     """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
     from dicom_node.serve import check_model_settings, run_worker
@@ -111,7 +123,17 @@ def worker(
     if not names or unknown:
         error_console.print(f"[red]unknown queue(s):[/red] {', '.join(sorted(unknown)) or 'none given'}")
         raise typer.Exit(2)
-    settings = _settings(config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url)
+    if "inference" in names and concurrency not in (None, 1):
+        error_console.print(
+            "[red]--concurrency is for the node queue:[/red] an inference worker is one process per device "
+            "(start one per GPU with --device; --batch-size sets how many images it scores at once)"
+        )
+        raise typer.Exit(2)
+    settings = _settings(
+        config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
+        node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
+        precision=precision, channels_last=channels_last, compile_network=compile_network,
+    )
     try:
         if "inference" in names:
             check_model_settings(settings)
@@ -121,8 +143,8 @@ def worker(
         raise typer.Exit(2) from error
     _logging()
     try:
-        status = run_worker(settings, broker, names, concurrency=concurrency, pool="prefork")
-    except InferenceError as error:
+        status = run_worker(settings, broker, names)
+    except InferenceError as error:  # weights, device or run options
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
     if status:

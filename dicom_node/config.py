@@ -28,8 +28,10 @@ from dicom_node.retry_schedule import DEFAULT_GIVE_UP_AFTER_S, DEFAULT_MAX_BACKO
 
 CONFIG_ENV = "DICOM_NODE_CONFIG"
 DEFAULT_MAX_PIXELS = 50_000_000  # e.g. 7000 x 7000; chest radiographs are 2-12 million pixels
+DEFAULT_MAX_IN_FLIGHT = 128  # four batches of a GPU worker's default 32
 OutputKind = Literal["sr", "overlay", "explainability", "seg"]  # built by dicom_node.outputs
 OUTPUT_KINDS: tuple[OutputKind, ...] = get_args(OutputKind)
+Precision = Literal["fp32", "bf16"]  # inference.device.RunOptions (not imported here: it needs torch)
 __all__ = ["ConfigError", "Destination", "NodeSettings", "Sender", "load_settings"]
 
 
@@ -63,6 +65,15 @@ class NodeSettings(BaseSettings):
     max_dataset_size_mb: PositiveInt = 256  # one C-STORE's dataset (held in memory); larger ones cut the connection
     weights: Path | None = None
     untrained: bool = False
+    # how an inference worker runs the network (inference.device.RunOptions; docs/operations.md "Scheduling")
+    device: str | None = None  # e.g. "cuda:1"; None: the first CUDA device, else the CPU
+    batch_size: PositiveInt | None = None  # images per forward pass; None: the device's default (CPU 1, CUDA 32)
+    batch_wait_ms: NonNegativeInt = 20  # how long a batch waits to fill once its first image is taken
+    precision: Precision = "fp32"  # "bf16": autocast, faster on tensor cores; may move a borderline score
+    channels_last: bool = True
+    compile_network: bool = False  # torch.compile at start (tens of seconds); worth it on GPUs
+    max_in_flight: PositiveInt = DEFAULT_MAX_IN_FLIGHT  # images queued for scoring at once; others wait
+    node_concurrency: PositiveInt | None = None  # processes of a node-queue worker; None: one per CPU core
     worker: bool = True
     broker_url: str | None = None  # None: the node's own private, supervised redis-server
     outputs: Annotated[list[str], NoDecode] = list(OUTPUT_KINDS)

@@ -2,7 +2,11 @@
 radiographs for scoring, one image at a time (no study-complete timers). Runs in a background
 thread so that C-STORE responses never wait for the broker; on start-up it re-queues what the
 journal says was received but not delivered (ARCHITECTURE.md "Success means safe"): a receipt
-already scored only has its stored outputs sent again, without computing them again."""
+already scored only has its stored outputs sent again, without computing them again.
+
+At most ``max_in_flight`` images are queued for scoring at once: a new image waits, ``received``
+in the journal, until one of them is scored, so that the broker holds a bounded amount of work
+and of prepared images however long the backlog (docs/operations.md "Scheduling")."""
 
 import logging
 import queue
@@ -11,7 +15,7 @@ from collections.abc import Callable
 
 import pydicom
 
-from dicom_node.config import DEFAULT_MAX_PIXELS, Destination
+from dicom_node.config import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, Destination
 from dicom_node.failures import failure_reason
 from dicom_node.journal import PENDING_STATES, Journal, Receipt, State
 from dicom_node.relays import identity_problem
@@ -21,6 +25,7 @@ from dicom_node.triage import size_problem, triage
 log = logging.getLogger(__name__)
 DEFERRED_VALUE_BYTES = 1024  # read headers only; pixel data stays on disk
 RETRY_DELAY_S = 5.0
+ROOM_POLL_S = 0.2  # how often a held-back image looks for room among the images in flight
 
 
 class Intake:
@@ -34,12 +39,14 @@ class Intake:
         enqueue_delivery: Callable[[str, str], None],
         default_destination: Destination | None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.spool = spool
         self.journal = journal
         self.enqueue = enqueue
         self.enqueue_delivery = enqueue_delivery
         self.max_pixels = max_pixels
+        self.max_in_flight = max_in_flight
         self.default_destination = default_destination
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stopped = threading.Event()
@@ -106,6 +113,16 @@ class Intake:
         self.journal.triaged(receipt.id, destination=destination, **identity)
         return True
 
+    def _room_for_one_more(self) -> bool:
+        """Wait while ``max_in_flight`` images are queued for scoring; False when stopped meanwhile."""
+        if self.journal.count_in_states((State.QUEUED,)) < self.max_in_flight:
+            return True
+        log.info("%d images in flight (max_in_flight): new images wait until one is scored", self.max_in_flight)
+        while self.journal.count_in_states((State.QUEUED,)) >= self.max_in_flight:
+            if self._stopped.wait(ROOM_POLL_S):
+                return False
+        return True
+
     def process(self, receipt_id: str) -> None:
         """Triage one receipt (first time only) and queue it if it is to be scored."""
         receipt = self.journal.get(receipt_id)
@@ -115,7 +132,7 @@ class Intake:
             self.enqueue_delivery(receipt_id, self.journal.issue_token(receipt_id))
             log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
-        if receipt.state == State.RECEIVED and not self._triage(receipt):
+        if receipt.state == State.RECEIVED and not (self._triage(receipt) and self._room_for_one_more()):
             return
         self.enqueue(receipt_id, self.journal.issue_token(receipt_id))
         if receipt.state == State.RECEIVED:

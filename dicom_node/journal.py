@@ -248,6 +248,10 @@ class Journal:
         rows = self._execute("SELECT * FROM receipts ORDER BY received_at DESC, id LIMIT ?", (limit,))
         return [Receipt.from_row(row) for row in rows]
 
+    def count_in_states(self, states: tuple[State, ...]) -> int:
+        marks = ", ".join("?" for _ in states)
+        return int(self._execute(f"SELECT COUNT(*) FROM receipts WHERE state IN ({marks})", tuple(states))[0][0])
+
     def in_states(self, states: tuple[State, ...]) -> list[Receipt]:
         marks = ", ".join("?" for _ in states)
         rows = self._execute(

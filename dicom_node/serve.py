@@ -29,17 +29,27 @@ def check_model_settings(settings: NodeSettings) -> None:
         raise ConfigError(f"weights file not found: {settings.weights}")
 
 
-def run_worker(settings: NodeSettings, broker_url: str, queues: tuple[str, ...], concurrency: int, pool: str) -> int:
+def run_worker(settings: NodeSettings, broker_url: str, queues: tuple[str, ...]) -> int:
     """Run a Celery worker for ``queues`` in this process until it stops; returns its exit status.
-    A worker of the inference queue loads and warms its model first (an unusable weights file
-    raises here, before any task is taken)."""
+
+    A worker of the inference queue is this one process (the "solo" pool: the model and its
+    device belong to it; run one per GPU): it loads and warms its model first (an unusable weights
+    file raises here, before any task is taken) and takes up to ``batch_size`` prepared images per
+    forward pass, or one at a time when it also serves the node queue, whose tasks it would
+    otherwise hold back. A node-queue-only worker runs ``node_concurrency`` processes (one per CPU
+    core by default): decoding and building outputs scale with cores, one interpreter each."""
     from worker import runtime
     from worker.app import INFERENCE_QUEUE, configure
+    from worker.tasks import take_batches
 
+    scoring = INFERENCE_QUEUE in queues
+    if scoring and len(queues) > 1:
+        settings = settings.model_copy(update={"batch_size": 1})
     runtime.use_settings(settings)
-    if INFERENCE_QUEUE in queues:
-        runtime.warm_up_predictor()
-    app = configure(settings, broker_url)
+    batch = runtime.warm_up_predictor().options.batch_size if scoring else 1
+    take_batches(batch, settings.batch_wait_ms / 1000)
+    app = configure(settings, broker_url, prefetch=batch)
+    pool, concurrency = ("solo", 1) if scoring else ("prefork", settings.node_concurrency or os.cpu_count() or 1)
     worker = app.Worker(
         queues=list(queues), concurrency=concurrency, pool=pool, loglevel="INFO",
         hostname=f"dicom-node-{'-'.join(queues)}-{os.getpid()}@%h",
@@ -62,7 +72,9 @@ def serve(settings: NodeSettings) -> None:
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal, min_free_bytes=settings.min_free_space_mb * 2**20)
     spool.remove_orphans()
-    intake = Intake(spool, journal, enqueue, enqueue_delivery, settings.destination, settings.max_pixels)
+    intake = Intake(
+        spool, journal, enqueue, enqueue_delivery, settings.destination, settings.max_pixels, settings.max_in_flight
+    )
     broker = None
     broker_url = settings.broker_url
     if broker_url is None:  # the embedded default: a restarted broker is empty, the journal re-queues
@@ -75,7 +87,7 @@ def serve(settings: NodeSettings) -> None:
     status = 0
     try:
         if settings.worker:
-            status = run_worker(settings, broker_url, ALL_QUEUES, concurrency=1, pool="solo")
+            status = run_worker(settings, broker_url, ALL_QUEUES)
         else:
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):

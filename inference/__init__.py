@@ -8,6 +8,7 @@ import importlib
 
 from inference.errors import (
     ColourImageError,
+    DeviceError,
     ImageTooSmallError,
     InferenceError,
     MultiFrameError,
@@ -28,6 +29,7 @@ __all__ = [
     "UNTRAINED_WARNING",
     "BrixiaResult",
     "ColourImageError",
+    "DeviceError",
     "ImageTooSmallError",
     "InferenceError",
     "InputSpec",

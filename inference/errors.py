@@ -35,3 +35,7 @@ class WeightsError(InferenceError):
 
 class UntrainedModelError(InferenceError):
     """Scoring was asked for without weights and without explicit permission to run untrained."""
+
+
+class DeviceError(InferenceError, RuntimeError):
+    """The device or run options asked for are not available here (no CUDA, no bf16, bad batch size)."""

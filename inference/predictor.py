@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from pydicom.dataset import Dataset
 
-from inference.device import select_device
+from inference.device import Precision, RunOptions, select_device
 from inference.errors import UntrainedModelError, WeightsError
 from inference.explainability import explainability_maps, lung_mask, region_label_map
 from inference.geometry import FrameMapping
@@ -53,7 +53,9 @@ class Predictor:
     ``Predictor(weights=PATH)`` loads and verifies a weights file and reads images at the input size
     recorded in it (``metadata``); ``weights=None`` is refused
     unless ``allow_untrained=True`` (results then say ``untrained=True``). ``device=None`` picks
-    CUDA when present, else the CPU.
+    CUDA when present, else the CPU; ``batch_size``, ``precision``, ``channels_last`` and
+    ``compiled`` say how the network runs there (:class:`~inference.device.RunOptions`; a None
+    batch size takes the device's default).
     """
 
     def __init__(
@@ -61,12 +63,15 @@ class Predictor:
         weights: str | Path | None = None,
         allow_untrained: bool = False,
         device: str | torch.device | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         spec: ModelSpec = BSNET_SPEC,
+        precision: Precision = "fp32",
+        channels_last: bool = True,
+        compiled: bool = False,
     ) -> None:
         self.spec = spec
         self.device = select_device(device)
-        self.batch_size = batch_size
+        self.options = RunOptions.for_device(self.device, batch_size, precision, channels_last, compiled)
         self.metadata: WeightsMetadata | None = None
         if weights is not None:
             loaded = load_weights(Path(weights), spec)
@@ -93,7 +98,8 @@ class Predictor:
                 "demonstration with a randomly initialised network"
             )
         # channels_last: the convolutions run about a quarter faster on CPU (docs/benchmarks.md)
-        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
+        self.model = model.to(self.device, memory_format=self.options.memory_format).eval()
+        self.network = torch.compile(self.model, dynamic=False) if self.options.compiled else self.model
 
     @property
     def input_size(self) -> int:
@@ -104,22 +110,33 @@ class Predictor:
         return self.predict_batch([item])[0]
 
     def predict_batch(self, items: Sequence[PredictorInput]) -> list[BrixiaResult]:
-        """Score many radiographs, ``batch_size`` at a time; results in input order."""
+        """Score many radiographs, one forward pass per ``options.batch_size`` of them; results in
+        input order."""
         prepared = [prepare_input(item, self.input_size) for item in items]
+        size = self.options.batch_size
         results: list[BrixiaResult] = []
-        for start in range(0, len(prepared), self.batch_size):
-            results += self._run(prepared[start : start + self.batch_size])
+        for start in range(0, len(prepared), size):
+            results += self._run(prepared[start : start + size])
         return results
+
+    def _inputs(self, batch: list[PreparedImage]) -> torch.Tensor:
+        """The batch as an N x 1 x H x W tensor on the device; a compiled network gets zero images
+        appended up to the batch size, so that it always sees the one shape it was compiled for."""
+        images = np.stack([p.model_input for p in batch])
+        if self.options.compiled and len(batch) < self.options.batch_size:
+            padding = np.zeros((self.options.batch_size - len(batch), *images.shape[1:]), dtype=images.dtype)
+            images = np.concatenate([images, padding])
+        return torch.from_numpy(images)[:, None].to(self.device, memory_format=self.options.memory_format)
 
     @torch.inference_mode()
     def _run(self, batch: list[PreparedImage]) -> list[BrixiaResult]:
-        inputs = torch.from_numpy(np.stack([p.model_input for p in batch]))[:, None]
-        inputs = inputs.to(self.device, memory_format=torch.channels_last)
-        output = self.model(inputs)
-        probabilities = output.score_probabilities.cpu().numpy()
+        bf16 = self.options.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            output = self.network(self._inputs(batch))
+        probabilities = output.score_probabilities.float().cpu().numpy()
         masks = lung_mask(output)
         labels = region_label_map(output, masks).cpu().numpy()
-        maps = explainability_maps(output, self.input_size).cpu().numpy()
+        maps = explainability_maps(output, self.input_size).float().cpu().numpy()
         masks_np = masks.cpu().numpy()
         results = []
         for index, prepared in enumerate(batch):

@@ -51,12 +51,12 @@ def predict_scores(predictor: Predictor, paths: Sequence[Path]) -> tuple[np.ndar
     indices of the unreadable ones (skipped with a warning).
 
     Images are read one at a time through the node's own preprocessing (DICOM: Modality LUT,
-    VOI, MONOCHROME1 inversion) and scored ``predictor.batch_size`` at a time; only one batch of
+    VOI, MONOCHROME1 inversion) and scored ``predictor.options.batch_size`` at a time; only one batch of
     model inputs and results is held, so a folder of thousands of DICOMs fits in memory.
     """
     scores = np.full((len(paths), len(REGION_NAMES)), -1, dtype=np.int64)
     unreadable: list[int] = []
-    step = max(1, predictor.batch_size)
+    step = predictor.options.batch_size
     for start in range(0, len(paths), step):
         indices, batch = [], []
         for index in range(start, min(start + step, len(paths))):

@@ -58,3 +58,15 @@ def referenced_sop_instances(ds: Dataset) -> set[str]:
             for reference in series.ReferencedSOPSequence:
                 uids.add(str(reference.ReferencedSOPInstanceUID))
     return uids
+
+
+def outline_centroids(ds: Dataset) -> list[tuple[float, float]]:
+    """The mean (column, row) of each SCOORD item's points, in content order: where the SR puts
+    each region's outline on the image."""
+    centroids = []
+    for item in content_items(ds):
+        if item.get("ValueType") == "SCOORD":
+            points = [float(value) for value in item.GraphicData]
+            columns, rows = points[0::2], points[1::2]
+            centroids.append((sum(columns) / len(columns), sum(rows) / len(rows)))
+    return centroids

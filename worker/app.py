@@ -1,8 +1,9 @@
 """The Celery application: queues, routing and reliability settings (ARCHITECTURE.md).
 
 Queue "node": prepare and report (need the spool and the PACS network, run beside the node).
-Queue "inference": infer (needs only the broker; runs on GPU machines). Late acknowledgement,
-prefetch 1 and reject-on-worker-lost: a task whose worker dies is delivered again. Priorities
+Queue "inference": infer (needs only the broker; runs on GPU machines, a batch of images per
+forward pass). Late acknowledgement, prefetch 1 (an inference worker: its batch size) and
+reject-on-worker-lost: a task whose worker dies is delivered again. Priorities
 order the work of each worker: results, then scoring, then preparing (below).
 """
 
@@ -44,10 +45,12 @@ app.conf.update(
 )
 
 
-def configure(settings: NodeSettings, broker_url: str) -> Celery:
-    """Point the app at ``broker_url`` with the settings' reliability options; returns the app."""
+def configure(settings: NodeSettings, broker_url: str, prefetch: int = 1) -> Celery:
+    """Point the app at ``broker_url`` with the settings' reliability options; a worker holds up to
+    ``prefetch`` unacknowledged tasks (an inference worker: its batch size). Returns the app."""
     app.conf.update(
         broker_url=broker_url,
+        worker_prefetch_multiplier=prefetch,
         # A task whose worker died unacknowledged is delivered again once it is older than the
         # visibility timeout; sweep for such tasks every few seconds rather than kombu's
         # default of about 100 s.

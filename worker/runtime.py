@@ -6,7 +6,6 @@ import os
 from functools import cache
 
 import numpy as np
-import torch
 
 from dicom_node.config import NodeSettings, load_settings
 from dicom_node.journal import Journal
@@ -43,7 +42,15 @@ def journal() -> Journal:
 @cache
 def _predictor_for(pid: int) -> Predictor:
     configured = settings()
-    return Predictor(weights=configured.weights, allow_untrained=configured.untrained)
+    return Predictor(
+        weights=configured.weights,
+        allow_untrained=configured.untrained,
+        device=configured.device,
+        batch_size=configured.batch_size,
+        precision=configured.precision,
+        channels_last=configured.channels_last,
+        compiled=configured.compile_network,
+    )
 
 
 def predictor() -> Predictor:
@@ -52,22 +59,15 @@ def predictor() -> Predictor:
 
 
 def warm_up_predictor() -> Predictor:
-    """Load this process's predictor and score a synthetic ramp once: a weights file that cannot be
-    loaded fails here, when the worker starts, and the first image does not pay for the load.
-
-    It runs on one thread: a prefork worker forks its pool after this, and a child forked from a
-    process whose OpenMP thread pool exists hangs at its first parallel operation. The thread
-    count is set back for the pool processes, which start their own threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        loaded = predictor()
-        ramp = np.tile(np.linspace(0.0, 1.0, WARM_UP_SIDE, dtype=np.float32), (WARM_UP_SIDE, 1))
-        loaded.predict(ramp)
-    finally:
-        torch.set_num_threads(threads)
+    """Load this process's predictor and score a full batch of a synthetic ramp once: a weights
+    file that cannot be loaded fails here, when the worker starts, and neither the first image nor
+    a compiled network's first batch pays for loading or compiling."""
+    loaded = predictor()
+    ramp = np.tile(np.linspace(0.0, 1.0, WARM_UP_SIDE, dtype=np.float32), (WARM_UP_SIDE, 1))
+    loaded.predict_batch([ramp] * loaded.options.batch_size)
     log.info(
-        "model warmed: %s %s, weights sha256 %s (%s) on %s",
+        "model warmed: %s %s, weights sha256 %s (%s) on %s (%s)",
         loaded.spec.name, loaded.model_version, loaded.weights_sha256[:12], loaded.weights_source, loaded.device,
+        loaded.options.describe(),
     )
     return loaded

@@ -1,7 +1,9 @@
 """The three tasks of one image's journey (ARCHITECTURE.md): prepare (node) -> infer
 (inference) -> report (node), and ``deliver`` (node), which sends a receipt's stored outputs again
 on the retry schedule (:mod:`dicom_node.retry_schedule`), after a node restart or on request
-(``dicom-node retry``). Tasks are thin: the work is in ``inference`` and ``dicom_node``."""
+(``dicom-node retry``). Each task sends its message on to the next one itself; ``infer`` takes
+the prepared images waiting in its queue as one batch (celery-batches) and scores them in one
+forward pass. Tasks are thin: the work is in ``inference`` and ``dicom_node``."""
 
 import logging
 import time
@@ -9,8 +11,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pydicom
-from celery import chain
 from celery.exceptions import Ignore
+from celery_batches import Batches, SimpleRequest
 from pydicom.dataset import Dataset
 
 from dicom_node.config import Destination
@@ -33,7 +35,7 @@ OUTPUTS_FOLDER = "outputs"
 def enqueue(receipt_id: str, token: str) -> None:
     """Queue the prepare -> infer -> report chain for one spooled receipt (``token``: the journal's
     :meth:`~dicom_node.journal.Journal.issue_token` for it)."""
-    chain(prepare.s(receipt_id, token), infer.s(), report.s()).apply_async()
+    prepare.delay(receipt_id, token)
 
 
 def enqueue_delivery(receipt_id: str, token: str, countdown: int = 0) -> None:
@@ -65,8 +67,8 @@ def _current_receipt(receipt_id: str, token: str, stage: str) -> Receipt:
 
 
 @app.task(name="worker.tasks.prepare", priority=PREPARING_PRIORITY)
-def prepare(receipt_id: str, token: str) -> dict[str, Any]:
-    """Decode the spooled instance and build the model input (node queue)."""
+def prepare(receipt_id: str, token: str) -> None:
+    """Decode the spooled instance, build the model input and queue it for ``infer`` (node queue)."""
     receipt = _current_receipt(receipt_id, token, "prepare")
     if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         raise Ignore()
@@ -75,23 +77,47 @@ def prepare(receipt_id: str, token: str) -> dict[str, Any]:
         prepared = prepare_dataset(pydicom.dcmread(runtime.settings().spool / receipt.path))
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
-    return Prepared(receipt_id, token, encode_prepared(prepared), time.perf_counter() - started).to_json()
+    infer.delay(Prepared(receipt_id, token, encode_prepared(prepared), time.perf_counter() - started).to_json())
 
 
-@app.task(name="worker.tasks.infer", priority=SCORING_PRIORITY)
-def infer(message: dict[str, Any]) -> dict[str, Any]:
-    """Run BS-Net on the prepared arrays (inference queue; no DICOM, no spool)."""
-    incoming = Prepared.from_json(message)
-    prepared = decode_prepared(incoming.prepared)
-    predictor = runtime.predictor()  # loads the weights on a process's first task: not compute
-    started = time.perf_counter()
+def take_batches(size: int, wait_s: float) -> None:
+    """Have this worker's ``infer`` take up to ``size`` prepared images per forward pass, waiting at
+    most ``wait_s`` for a batch to fill (the worker must prefetch ``size`` tasks)."""
+    infer.flush_every = size
+    infer.flush_interval = max(wait_s, 0.001)
+
+
+def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
+    """Score the prepared images in one forward pass, each image's compute time its share of the
+    pass. Should the batch fail, each image is scored alone, so that an image the network cannot
+    take fails on its own (its reason names the stage and cause) and the others are scored."""
+    predictor = runtime.predictor()
     try:
-        result = predictor.predict(prepared)
-    except Exception as error:  # reported by the report task, which owns the journal
-        log.warning("infer failed for receipt %s: %s", incoming.receipt_id, type(error).__name__)
-        return InferenceFailed(incoming.receipt_id, incoming.token, failure_reason("infer", error)).to_json()
-    compute_s = incoming.compute_s + time.perf_counter() - started
-    return Scored(incoming.receipt_id, incoming.token, encode_result(result), compute_s).to_json()
+        started = time.perf_counter()
+        results = predictor.predict_batch([decode_prepared(message.prepared) for message in incoming])
+        share = (time.perf_counter() - started) / len(incoming)
+        return [
+            Scored(message.receipt_id, message.token, encode_result(result), message.compute_s + share)
+            for message, result in zip(incoming, results, strict=True)
+        ]
+    except Exception as error:
+        if len(incoming) == 1:
+            log.warning("infer failed for receipt %s: %s", incoming[0].receipt_id, type(error).__name__)
+            return [InferenceFailed(incoming[0].receipt_id, incoming[0].token, failure_reason("infer", error))]
+        log.warning("infer failed for a batch of %d (%s): scoring each alone", len(incoming), type(error).__name__)
+        return [outcome for message in incoming for outcome in _score([message])]
+
+
+@app.task(name="worker.tasks.infer", base=Batches, priority=SCORING_PRIORITY, flush_every=1, flush_interval=0.02)
+def infer(requests: list[SimpleRequest]) -> None:
+    """Run BS-Net on the prepared images waiting in the inference queue (up to the worker's batch
+    size, or what came within its batch wait) in one forward pass, and queue each image's outcome
+    for ``report`` (inference queue; no DICOM, no spool, no journal)."""
+    incoming = [Prepared.from_json(request.args[0]) for request in requests]
+    log.info("infer: a batch of %d (receipts %s)", len(incoming), ", ".join(m.receipt_id for m in incoming))
+    for outcome in _score(incoming):
+        report.delay(outcome.to_json())
+        log.info("infer: receipt %s %s", outcome.receipt_id, "scored" if isinstance(outcome, Scored) else "failed")
 
 
 def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:

@@ -13,9 +13,9 @@ NODE_AET = "TEST_NODE"
 IMAGES = 8
 
 
-def _succeeded(log: list[str], task: str) -> list[int]:
-    """Line numbers at which the worker logged a ``task`` as succeeded."""
-    return [number for number, line in enumerate(log) if f"worker.tasks.{task}[" in line and "succeeded" in line]
+def _lines(log: list[str], *words: str) -> list[int]:
+    """Line numbers of the log lines holding every one of ``words``."""
+    return [number for number, line in enumerate(log) if all(word in line for word in words)]
 
 
 def test_results_flow_while_a_backlog_drains(tmp_path, fuji_cr, broker_url, node_port):
@@ -45,6 +45,6 @@ def test_results_flow_while_a_backlog_drains(tmp_path, fuji_cr, broker_url, node
                 "every image to be delivered", interval=1.0,
             )
     log = (tmp_path / "node" / "serve.log").read_text().splitlines()
-    scored, reported = _succeeded(log, "infer"), _succeeded(log, "report")
+    scored, reported = _lines(log, "infer: receipt", "scored"), _lines(log, "worker.tasks.report[", "succeeded")
     assert len(scored) == len(reported) == IMAGES
     assert reported[0] < scored[-1], "the first result waited for the whole backlog to be scored"

@@ -47,7 +47,7 @@ def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, no
                     check=True, capture_output=True, timeout=60,
                 )
                 # the first worker has taken the inference task: kill it and its pool at once
-                wait_until(lambda: _log_mentions(workers / "first.log", "worker.tasks.infer["), 120,
+                wait_until(lambda: _log_mentions(workers / "first.log", "infer: a batch of"), 120,
                            "the first worker to start inference", interval=0.02)
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait(timeout=10)
@@ -61,4 +61,4 @@ def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, no
     assert receipt["state"] == "delivered"
     received = [pydicom.dcmread(p) for p in (tmp_path / "received").rglob("*") if p.is_file()]
     assert sorted(ds.Modality for ds in received) == ["OT", "OT", "SEG", "SR"]
-    assert _log_mentions(workers / "second.log", "worker.tasks.infer[")
+    assert _log_mentions(workers / "second.log", "infer: receipt")
