@@ -7,6 +7,7 @@ the steady-state speed), as images/s, TFLOP/s and the fraction of the GPU's dens
 ratio to fp32 eager batch 1 in the same process. Every row is printed (and appended to --write)
 as soon as it is measured; a configuration that would end after --gpu-budget-s seconds since the
 start is reported "not measured: time budget" instead of run.
+The inference worker fed from the broker, against this network alone: bench/broker_fed.py.
 
     .venv/bin/python bench/inference.py [--no-cpu] [--gpu-budget-s 420] [--write docs/benchmarks.md]
 

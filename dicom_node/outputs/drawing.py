@@ -58,14 +58,21 @@ def draw_label(
 def outline(mask: np.ndarray, thickness: int) -> np.ndarray:
     """Pixels of ``mask`` within ``thickness`` of its border (or of the image's edge).
 
-    Erosion by a (2t+1)^2 square counted with an integral image: linear in the image size
+    Erosion by a (2t+1)^2 square counted with an integral image of the mask's bounding box
+    (outside it, as beyond the image's edge, nothing is in the mask): linear in the box's size
     whatever the thickness.
     """
+    border = np.zeros(mask.shape, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return border
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     side = 2 * thickness + 1
-    padded = np.pad(mask, thickness).astype(np.int32)
+    padded = np.pad(mask[box], thickness).astype(np.int32)
     integral = np.pad(padded.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     window = integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side] + integral[:-side, :-side]
-    return mask & (window < side * side)
+    border[box] = mask[box] & (window < side * side)
+    return border
 
 
 def panel_height(rows: int, size: int) -> int:

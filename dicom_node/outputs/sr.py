@@ -125,13 +125,18 @@ def _region_polygon(result: BrixiaResult, label: int) -> np.ndarray | None:
 
 
 def _region_group(
-    region: Region, header: Dataset, result: BrixiaResult, label: int
+    region: Region,
+    header: Dataset,
+    result: BrixiaResult,
+    label: int,
+    algorithm: hd.sr.AlgorithmIdentification,
 ) -> (
     hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
     | hd.sr.MeasurementsAndQualitativeEvaluations
 ):
     """TID 1410 Planar ROI Measurement Group for one Brixia region (``label`` in the region map),
-    outlined on the source image; TID 1501 where the region is empty."""
+    outlined on the source image; TID 1501 where the region is empty. ``algorithm``: the
+    report's one TID 4019, whose items every group holds."""
     score = hd.sr.Measurement(
         name=BRIXIA_REGION_SCORE, value=result.region_scores[region.name], unit=REGION_SCORE_UNIT
     )
@@ -148,7 +153,7 @@ def _region_group(
         "finding_sites": [
             hd.sr.FindingSite(ZONE_CODES[region.zone], laterality=LATERALITY_CODES[region.lung])
         ],
-        "algorithm_id": _algorithm(result),
+        "algorithm_id": algorithm,
         "measurements": [score, *probabilities],
     }
     polygon = _region_polygon(result, label)
@@ -181,7 +186,9 @@ def region_comment(region: Region, result: BrixiaResult) -> str:
     return f"Brixia {region.name} ({region.lung} {region.zone}): score {score} of {SCORE_LEVELS - 1}"
 
 
-def _global_measurements(result: BrixiaResult) -> hd.sr.ContainerContentItem:
+def _global_measurements(
+    result: BrixiaResult, algorithm: hd.sr.AlgorithmIdentification
+) -> hd.sr.ContainerContentItem:
     """TID 1500 "Derived Imaging Measurements" holding the global score (TID 300)."""
     measurement = hd.sr.Measurement(
         name=BRIXIA_GLOBAL_SCORE,
@@ -189,7 +196,7 @@ def _global_measurements(result: BrixiaResult) -> hd.sr.ContainerContentItem:
         unit=GLOBAL_SCORE_UNIT,
         derivation=codes.SCT.Total,
         finding_sites=[hd.sr.FindingSite(codes.SCT.Lung, laterality=codes.SCT.Bilateral)],
-        algorithm_id=_algorithm(result),
+        algorithm_id=algorithm,
     )
     container = hd.sr.ContainerContentItem(
         name=codes.DCM.DerivedImagingMeasurements,
@@ -229,27 +236,48 @@ def _qualitative_evaluations(result: BrixiaResult) -> hd.sr.ContainerContentItem
 
 def measurement_report(header: Dataset, result: BrixiaResult) -> hd.sr.MeasurementReport:
     """The TID 1500 content tree for one scored radiograph."""
+    algorithm = _algorithm(result)
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=CHEST_XRAY,
         imaging_measurements=[
-            _region_group(region, header, result, label)
+            _region_group(region, header, result, label, algorithm)
             for label, region in enumerate(REGIONS, start=1)
         ],
     )
-    report[0].ContentSequence.append(_global_measurements(result))
+    report[0].ContentSequence.append(_global_measurements(result, algorithm))
     report[0].ContentSequence.append(_qualitative_evaluations(result))
     return report
 
 
+def _root_without_children(root: hd.sr.ContainerContentItem) -> Dataset:
+    """The root content item's own attributes (PS3.3 C.17.3: value type, concept name, continuity,
+    template) with an empty Content Sequence."""
+    item = Dataset()
+    for element in root:
+        if element.keyword != "ContentSequence":
+            item.add(element)
+    item.ContentSequence = []
+    return item
+
+
 def build_sr(source: Dataset, result: BrixiaResult) -> hd.sr.Comprehensive3DSR:
-    """Comprehensive 3D SR (PS3.3 A.35.13) with the Brixia scores of ``source``, in its study."""
+    """Comprehensive 3D SR (PS3.3 A.35.13) with the Brixia scores of ``source``, in its study.
+
+    highdicom's constructor writes the document modules (evidence, patient, study, series, SR
+    document general) around the root item's attributes only: given the whole tree it would
+    deep-copy it, re-type the copy item by item and walk it for referenced images, when every
+    image item here is made from ``header``, which the evidence lists anyway. The tree, built of
+    highdicom content items for this document alone, then becomes the root's children, in the
+    dataset and in ``document.content``.
+    """
     header = reference_header(source)
     series_uid, sop_uid = output_uids(source, result, "sr")
+    root = measurement_report(header, result)[0]
     with copied_names_allowed():
-        return hd.sr.Comprehensive3DSR(
+        document = hd.sr.Comprehensive3DSR(
             evidence=[header],
-            content=measurement_report(header, result),
+            content=_root_without_children(root),
             series_instance_uid=series_uid,
             series_number=SR_SERIES_NUMBER,
             sop_instance_uid=sop_uid,
@@ -263,3 +291,6 @@ def build_sr(source: Dataset, result: BrixiaResult) -> hd.sr.Comprehensive3DSR:
             coding_schemes=[CODING_SCHEME],
             transfer_syntax_uid=ExplicitVRLittleEndian,
         )
+    document.ContentSequence = root.ContentSequence
+    document.content[0].ContentSequence = root.ContentSequence
+    return document

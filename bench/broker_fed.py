@@ -1,0 +1,290 @@
+"""Broker-fed inference worker against the network alone (issue 13), same machine, same run.
+
+1. Network alone: ``inference.Predictor`` in this process (untrained: speed does not depend on the
+   weights) at the worker's batch size B, timing ``predict_batch`` on B prepared images (the Fuji
+   chest CR prepared at 512 x 512 by ``inference.preprocessing``, repeated): the full per-batch
+   path the worker runs (forward pass, masks, maps), median of ``--repeats`` runs after warm-up.
+   The predictor is freed before step 2.
+2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N ``Prepared``
+   messages of that image published to the inference queue (``worker.tasks.infer.delay``) before
+   the worker starts; then ``dicom-node worker --queues inference --untrained`` at batch size B as
+   a subprocess, with nothing consuming the "node" queue, where its report messages pile up
+   (every priority list of it is counted). Throughput = (N - the first batch) / (time from the
+   first report message in Redis to the N-th), so that the worker's start (model load, warm-up,
+   compile) and the first batch's wait are left out; the start is reported apart.
+
+Ratio = broker-fed / network alone (goal >= 0.8 on a GPU at the configured batch size); also the
+batch sizes the worker logged ("infer: a batch of N").
+
+    .venv/bin/python bench/broker_fed.py [--device cuda] [--batch-size B] [--batch-wait-ms 20]
+        [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--write docs/benchmarks.md]
+"""
+
+import argparse
+import collections
+import datetime
+import gc
+import json
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import pydicom  # noqa: E402
+import redis  # noqa: E402
+import torch  # noqa: E402
+from kombu.transport.redis import PRIORITY_STEPS, Channel  # noqa: E402
+
+from bench.common import machine, publish  # noqa: E402
+from bench.inference import WARMUP, timed  # noqa: E402
+from dicom_node.config import NodeSettings  # noqa: E402
+from inference import Predictor  # noqa: E402
+from inference.device import DEFAULT_BATCH, select_device  # noqa: E402
+from inference.preprocessing import PreparedImage, prepare_dataset  # noqa: E402
+from tests.conftest import FUJI_CR, require_path  # noqa: E402
+from tests.servers import DICOM_NODE, redis_server, spawn, stop  # noqa: E402
+from worker.app import NODE_QUEUE, configure  # noqa: E402
+from worker.messages import Prepared  # noqa: E402
+from worker.serialization import encode_prepared  # noqa: E402
+from worker.tasks import infer  # noqa: E402
+
+BATCH_WAIT_MS = 20
+IMAGES_PER_BATCH = 20  # default --images: this many batches
+REPEATS = 5
+GOAL = 0.8  # broker-fed / network alone, on a GPU at the configured batch size
+START_S = 900.0  # worker start to its first report: model load, warm-up and a compile at most
+SECONDS_PER_BATCH = 120.0  # then at most this per batch
+POLL_S = 0.002  # how often the report lists are counted
+BATCH_LOGGED = re.compile(r"infer: a batch of (\d+)")
+SCORED_LOGGED = re.compile(r"infer: receipt \S+ scored")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How both measurements run the network, and how many images the worker gets."""
+
+    device: torch.device
+    batch: int
+    wait_ms: int
+    precision: str
+    compiled: bool
+    images: int
+    repeats: int
+
+
+@dataclass(frozen=True)
+class Fed:
+    """What the broker-fed worker did."""
+
+    images: int  # report messages waited for (N)
+    start_s: float  # worker start to its first report message in Redis
+    span_s: float  # first report message to the last
+    batches: list[int]  # batch sizes in the worker's log, in order
+    scored: int  # receipts the worker logged as scored
+    message_bytes: int  # one Prepared message's JSON
+
+    @property
+    def first_batch(self) -> int:
+        return self.batches[0] if self.batches else 0
+
+    @property
+    def rate(self) -> float:
+        """Images/s after the first batch: (N - the first batch) / the span of the report messages."""
+        return (self.images - self.first_batch) / self.span_s
+
+
+def parse_arguments() -> tuple[Setup, str | None]:
+    """The run's setup and the --write file, if any."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: the first GPU, else the CPU)")
+    parser.add_argument("--batch-size", type=int, help=f"default: the device's ({DEFAULT_BATCH})")
+    parser.add_argument("--batch-wait-ms", type=int, default=BATCH_WAIT_MS, help=f"default {BATCH_WAIT_MS}")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (both measurements)")
+    parser.add_argument("--images", type=int, help=f"messages published (default {IMAGES_PER_BATCH} x batch size)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help=f"network-alone runs (default {REPEATS})")
+    parser.add_argument("--write", help="append the results to this markdown file")
+    args = parser.parse_args()
+    device = select_device(args.device)
+    batch = args.batch_size if args.batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
+    images = args.images or IMAGES_PER_BATCH * batch
+    if batch < 1 or images < 2 * batch or args.repeats < 1 or args.batch_wait_ms < 0:
+        parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1 and "
+                     "--batch-wait-ms >= 0")
+    setup = Setup(device, batch, args.batch_wait_ms, args.precision, args.compile, images, args.repeats)
+    return setup, args.write
+
+
+def prepared_image() -> PreparedImage:
+    """The Fuji chest CR (440 x 440, 10-bit) prepared for the model as the node's prepare task does."""
+    return prepare_dataset(pydicom.dcmread(require_path(FUJI_CR)))
+
+
+def median_batch_s(predictor: Predictor, images: list[PreparedImage], repeats: int) -> float:
+    synchronise = torch.cuda.synchronize if predictor.device.type == "cuda" else (lambda: None)
+    return timed(lambda: predictor.predict_batch(images), repeats, synchronise)
+
+
+def network_alone(setup: Setup, image: PreparedImage) -> float:
+    """Median seconds of Predictor.predict_batch on ``setup.batch`` prepared images in this
+    process; the predictor is freed before returning."""
+    predictor = Predictor(
+        allow_untrained=True, device=setup.device, batch_size=setup.batch, precision=setup.precision,
+        compiled=setup.compiled,
+    )
+    try:
+        return median_batch_s(predictor, [image] * setup.batch, setup.repeats)
+    finally:
+        del predictor
+        gc.collect()
+        if setup.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def report_keys() -> list[str]:
+    """Redis lists of the node queue, one per kombu priority step (priority 0: the queue's name)."""
+    return [NODE_QUEUE if step == 0 else f"{NODE_QUEUE}{Channel.sep}{step}" for step in PRIORITY_STEPS]
+
+
+def count_reports(client: redis.Redis, keys: list[str]) -> int:
+    pipeline = client.pipeline(transaction=False)
+    for key in keys:
+        pipeline.llen(key)
+    return sum(pipeline.execute())
+
+
+def publish_prepared(broker_url: str, image: PreparedImage, count: int) -> int:
+    """Queue ``count`` Prepared messages of ``image`` for ``infer``; returns one message's JSON bytes."""
+    app = configure(NodeSettings(untrained=True), broker_url)
+    encoded = encode_prepared(image)
+    for index in range(count):
+        infer.delay(Prepared(f"bench-{index:05d}", "bench", encoded, 0.0).to_json())
+    app.pool.force_close_all()
+    return len(json.dumps(Prepared("bench-00000", "bench", encoded, 0.0).to_json()))
+
+
+def worker_command(setup: Setup, broker_url: str, spool: Path) -> list[str]:
+    command = [
+        *DICOM_NODE, "worker", "--queues", "inference", "--untrained", "--broker-url", broker_url,
+        "--spool", str(spool), "--device", str(setup.device), "--batch-size", str(setup.batch),
+        "--batch-wait-ms", str(setup.wait_ms), "--precision", setup.precision,
+    ]
+    return [*command, "--compile" if setup.compiled else "--no-compile"]
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"
+
+
+def wait_for_reports(
+    client: redis.Redis, worker: subprocess.Popen, log: Path, count: int, timeout: float
+) -> float:
+    """Poll until at least ``count`` report messages are in Redis; returns perf_counter() then.
+    Fails if the worker exits or ``timeout`` seconds pass first."""
+    keys = report_keys()
+    deadline = time.perf_counter() + timeout
+    while True:
+        found = count_reports(client, keys)
+        now = time.perf_counter()
+        if found >= count:
+            return now
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with status {worker.returncode}; its log ends:\n{log_tail(log)}")
+        if now > deadline:
+            raise TimeoutError(f"{found} of {count} reports after {timeout:.0f} s; the worker's log ends:\n"
+                               f"{log_tail(log)}")
+        time.sleep(POLL_S)
+
+
+def broker_fed(setup: Setup, image: PreparedImage, work: Path) -> Fed:
+    with redis_server(work / "redis") as broker_url:
+        message_bytes = publish_prepared(broker_url, image, setup.images)
+        client = redis.Redis.from_url(broker_url)
+        log = work / "worker.log"
+        started = time.perf_counter()
+        worker = spawn(worker_command(setup, broker_url, work / "spool"), log)
+        try:
+            first = wait_for_reports(client, worker, log, 1, START_S)
+            batches = -(-setup.images // setup.batch)
+            last = wait_for_reports(client, worker, log, setup.images, SECONDS_PER_BATCH * batches)
+        finally:
+            stop(worker)
+            client.close()
+    text = log.read_text(errors="replace")
+    batches_logged = [int(size) for size in BATCH_LOGGED.findall(text)]
+    scored = len(SCORED_LOGGED.findall(text))
+    return Fed(setup.images, first - started, last - first, batches_logged, scored, message_bytes)
+
+
+def batch_summary(batches: list[int]) -> str:
+    """e.g. "32 x 19, 12 x 1 (in order: 32, 32, ...)" for a few batches, counts alone for many."""
+    counts = ", ".join(f"{size} x {times}" for size, times in collections.Counter(batches).most_common())
+    order = f" (in order: {', '.join(map(str, batches))})" if len(batches) <= 40 else ""
+    return f"{len(batches)} batches: {counts}{order}"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads here)"
+
+
+def verdict(setup: Setup, ratio: float) -> str:
+    if setup.device.type != "cuda":
+        return f"the goal (>= {GOAL:g}) is for a GPU: not judged on the CPU"
+    return f"goal >= {GOAL:g}: {'met' if ratio >= GOAL else 'not met'}"
+
+
+def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
+    alone_rate = setup.batch / alone_s
+    ratio = fed.rate / alone_rate
+    options = f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}"
+    return "\n".join([
+        f"### Broker-fed inference worker, {datetime.date.today().isoformat()}",
+        "",
+        f"Machine: {machine()}, Python {platform.python_version()}, torch {torch.__version__}; device "
+        f"{device_name(setup.device)}; {options}, batch wait {setup.wait_ms} ms. Command: `{command}`. Images: the "
+        f"Fuji chest CR prepared at 512 x 512, repeated; untrained network (speed does not depend on the weights).",
+        "",
+        f"- Network alone (Predictor.predict_batch of {setup.batch} prepared images in the benchmark process: "
+        f"forward pass, masks, maps; median of {setup.repeats} runs after {WARMUP} warm-up runs): "
+        f"{alone_s * 1e3:.1f} ms/batch = {alone_rate:.2f} images/s",
+        f"- Broker-fed (`dicom-node worker --queues inference`, {setup.images} Prepared messages of "
+        f"{fed.message_bytes / 1024:.0f} KiB JSON each queued in a private redis-server before it started): "
+        f"{fed.rate:.2f} images/s = (N - the first batch of {fed.first_batch}) / {fed.span_s:.2f} s from the first "
+        f"report message in Redis to the last of {setup.images}; worker start to its first report {fed.start_s:.1f} s "
+        f"(model load, warm-up{', compile' if setup.compiled else ''}, first batch); {fed.scored} of "
+        f"{setup.images} logged as scored",
+        f"- Batches the worker logged: {batch_summary(fed.batches)}",
+        f"- **Broker-fed / network alone = {ratio:.2f}** ({verdict(setup, ratio)})",
+        "- Not measured: the prepare and report stages (no DICOM decoding, no outputs, no journal, no PACS: "
+        "the report messages are only counted in Redis, never consumed), a broker on another machine, more "
+        "than one worker, images arriving while the worker runs (all were queued before it started), and "
+        "different images (one image repeated).",
+        "",
+    ])
+
+
+def main() -> None:
+    setup, write = parse_arguments()
+    image = prepared_image()
+    alone_s = network_alone(setup, image)
+    print(f"network alone: {alone_s * 1e3:.1f} ms per batch of {setup.batch}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="dicom-node-broker-fed-") as temporary:
+        fed = broker_fed(setup, image, Path(temporary))
+    if sum(fed.batches) != setup.images:
+        print(f"note: the worker logged {sum(fed.batches)} images in batches, {setup.images} were queued")
+    command = shlex.join([".venv/bin/python", "bench/broker_fed.py", *sys.argv[1:]])
+    publish(report(setup, alone_s, fed, command), write)
+
+
+if __name__ == "__main__":
+    main()
