@@ -2,7 +2,8 @@
 
 The node runs as ``dicom-node serve`` does by default: its own private redis-server and one worker
 in its process (``--untrained``: no weights needed; speed does not depend on them), on free
-loopback ports, sending its results to dcmtk's storescp, also started here on a free port. The
+loopback ports, sending its results to dcmtk's storescp, also started here on a free port (with
+TCP_NODELAY=1, as docs/operations.md advises for Debian's DCMTK). The
 images are copies of the Fuji chest CR at its own size (440 x 440, 10-bit), each with new Study,
 Series and SOP Instance UIDs. In order:
 
@@ -165,9 +166,9 @@ def report(measurement: Measurement, outputs: tuple[str, ...], command: str) -> 
         "",
         f"Machine: {machine()}. Command: `{command}`. Node: `dicom-node serve --untrained` with its own "
         f"redis-server and one worker in its process, outputs {', '.join(outputs) or 'default (all four)'}; "
-        f"destination dcmtk's storescp. A result: {result_is} stored by the destination. Clock: the system "
-        "clock (UTC, ms); send start stamped by the benchmark just before storescu starts, receipt (safe in "
-        "the spool) and result (`delivered`) by the node's journal.",
+        f"destination dcmtk's storescp (TCP_NODELAY=1). A result: {result_is} stored by the destination. "
+        "Clock: the system clock (UTC, ms); send start stamped by the benchmark just before storescu starts, "
+        "receipt (safe in the spool) and result (`delivered`) by the node's journal.",
         "",
         f"- Single image, idle node (median of {len(idle)} sent one at a time after a warm-up): result "
         f"{median_ms(result.delivered for result in idle)} after the send start; the node's compute (journal "

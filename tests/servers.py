@@ -178,12 +178,13 @@ def storescp_server(
     folder: Path, ae_title: str, port: int | None = None, options: tuple[str, ...] = ()
 ) -> Iterator[int]:
     """dcmtk's storescp writing every received object to its own file (+uf), on ``port`` or a
-    free one, with extra ``options`` (e.g. TLS); yields its port."""
+    free one, with extra ``options`` (e.g. TLS); yields its port. Like Orthanc here, it runs with
+    TCP_NODELAY (docs/operations.md): otherwise each response waits for a delayed acknowledgement."""
     program = require_tool("storescp")
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     command = [program, *options, "--aetitle", ae_title, "+uf", "--output-directory", str(folder), str(port)]
-    process = spawn(command, folder.parent / f"storescp-{ae_title}.log")
+    process = spawn(command, folder.parent / f"storescp-{ae_title}.log", env=DCMTK_NO_DELAY)
     try:
         wait_until(lambda: listening(port), 20, "storescp")
         yield port
