@@ -17,15 +17,15 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dicom_node.tcp import LOOPBACK, free_loopback_port, listening
+
 log = logging.getLogger(__name__)
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 MAX_RESTARTS = 5
@@ -34,20 +34,6 @@ PR_SET_PDEATHSIG = 1
 
 class BrokerError(RuntimeError):
     """The broker cannot be reached or started; the message says what to do."""
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -124,7 +110,7 @@ class EmbeddedBroker:
         """Stop an orphan of an earlier node, start redis-server, start supervising; returns the URL."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._stop_orphan()
-        self.port = _free_port()
+        self.port = free_loopback_port()
         self._launch()
         (self.folder / "broker.url").write_text(self.url + "\n")
         self._supervisor.start()
@@ -163,7 +149,7 @@ class EmbeddedBroker:
         except OSError as error:
             raise BrokerError(f"cannot run redis-server: {error}") from error
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _listening(self.port):
+        while not listening(self.port):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()

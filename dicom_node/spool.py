@@ -3,46 +3,19 @@ temp file + fsync + rename + directory fsync, then recorded in the journal; only
 SCP answer success (ARCHITECTURE.md "Success means safe")."""
 
 import logging
-import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
 from dicom_node.journal import Journal
+from inference.durable import TEMPORARY_PREFIX, write_durably
 
 log = logging.getLogger(__name__)
-TEMPORARY_PREFIX = ".incoming-"
 INSTANCES = "instances"
 
 
 class SpoolError(OSError):
     """The instance could not be stored durably (disk full, permissions, journal failure)."""
-
-
-def _fsync_directory(directory: Path) -> None:
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-def write_durably(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically: temp file in the same folder, fsync, rename,
-    fsync the folder. On any failure nothing is left at ``target`` or in the folder."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-        _fsync_directory(target.parent)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class Spool:

@@ -1,4 +1,5 @@
-"""TCP settings for every association the node opens or accepts.
+"""TCP settings for every association the node opens or accepts, and the loopback port probes
+the embedded broker (and the tests) use.
 
 A DIMSE exchange is a few small PDUs written back to back (PS3.8 9.3); with Nagle's algorithm a
 small write waits for the peer's delayed acknowledgement (up to 40 ms on Linux) whenever data is
@@ -19,3 +20,20 @@ def disable_nagle(event: evt.Event) -> None:
 
 
 NO_DELAY_HANDLERS: list[EventHandlerType] = [(evt.EVT_CONN_OPEN, disable_nagle)]
+LOOPBACK = "127.0.0.1"
+
+
+def free_loopback_port() -> int:
+    """A TCP port on the loopback address that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections on ``port`` of the loopback address."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from dicom_node.outputs.common import MANUFACTURER  # our outputs are never scored again
 from inference.errors import UnsupportedImageError
 from inference.preprocessing import check_dataset_supported
 
 SCORED_MODALITIES = {"CR", "DX"}
 CHEST_BODY_PARTS = {"CHEST", "LUNG"}
 FRONTAL_VIEWS = {"PA", "AP"}
-OUR_MANUFACTURER = "dicom-node"
 # Words in free-text descriptions that mean "not a human frontal chest radiograph".
 LATERAL_WORDS = re.compile(r"\b(LAT|LATERAL|LL|RL|DECUBITUS|OBLIQUE)\b", re.IGNORECASE)
 VETERINARY_WORDS = re.compile(r"\b(CANINE|FELINE|EQUINE|BOVINE|PORCINE|OVINE|VETERINARY|DOG|CAT)\b", re.IGNORECASE)
@@ -43,7 +43,7 @@ def _view_codes(ds: Dataset) -> list[str]:
 
 def skip_reason(ds: Dataset) -> str:
     """Why ``ds`` is not scored, or "" if it is a frontal chest radiograph."""
-    if _text(ds, "Manufacturer") == OUR_MANUFACTURER:
+    if _text(ds, "Manufacturer") == MANUFACTURER:
         return "output of dicom-node"
     if "PixelData" not in ds:
         return "no pixel data"

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from inference.bsnet.alignment import as_square, input_positions, invert_affine
 from inference.bsnet.model import BSNetOutput
 from inference.bsnet.roi_pooling import box_thetas
-from inference.regions import REGIONS, SCORE_LEVELS
+from inference.loss import expected_score, score_levels
+from inference.regions import REGIONS
 
 
 def lung_mask(output: BSNetOutput, threshold: float = 0.5) -> torch.Tensor:
@@ -54,9 +55,8 @@ def region_label_map(output: BSNetOutput, mask: torch.Tensor) -> torch.Tensor:
 def severity_contributions(output: BSNetOutput) -> torch.Tensor:
     """(B, 6, h, w): positive first-order contribution of each head location to the expected score."""
     probabilities = output.score_probabilities  # (B, 6, 4)
-    levels = torch.arange(SCORE_LEVELS, dtype=torch.float32, device=probabilities.device)
-    expected = (probabilities * levels).sum(-1, keepdim=True)
-    weights = probabilities * (levels - expected)  # dE/dz_k
+    expected = expected_score(probabilities)[..., None]
+    weights = probabilities * (score_levels(probabilities.device) - expected)  # dE/dz_k
     activations = output.region_activations.float()
     return torch.relu((weights[..., None, None] * activations).sum(dim=2))
 

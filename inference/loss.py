@@ -12,10 +12,19 @@ from inference.regions import SCORE_LEVELS
 PAPER_ALPHA = 0.7
 
 
+def score_levels(device: torch.device) -> torch.Tensor:
+    """The Brixia score levels 0..3 as floats."""
+    return torch.arange(SCORE_LEVELS, dtype=torch.float32, device=device)
+
+
+def expected_score(probabilities: torch.Tensor) -> torch.Tensor:
+    """(..., 4) probabilities of the score levels -> (...) expected Brixia score, sum of k p_k."""
+    return (probabilities * score_levels(probabilities.device)).sum(dim=-1)
+
+
 def expected_scores(logits: torch.Tensor) -> torch.Tensor:
     """(B, 6, 4) logits -> (B, 6) expected Brixia score under the softmax."""
-    levels = torch.arange(SCORE_LEVELS, dtype=torch.float32, device=logits.device)
-    return (logits.float().softmax(dim=-1) * levels).sum(dim=-1)
+    return expected_score(logits.float().softmax(dim=-1))
 
 
 class BrixiaScoreLoss(nn.Module):

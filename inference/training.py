@@ -22,9 +22,7 @@ generator seeded by (seed, phase, epoch), so a resumed run equals an uninterrupt
 
 import copy
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,6 +38,7 @@ from inference.augment import SCORING_AUGMENTATION, SYNTHETIC_ALIGNMENT, augment
 from inference.bsnet.alignment import warp
 from inference.bsnet.model import check_input_size
 from inference.datasets import TensorSet
+from inference.durable import save_durably
 from inference.evaluation import constant_scores, evaluation_report
 from inference.loss import BrixiaScoreLoss
 from inference.model_spec import BSNET_SPEC
@@ -234,18 +233,6 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def _atomic_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class _Display:
     """A rich progress bar (one task per phase) with the running loss and validation MAE."""
 
@@ -318,7 +305,7 @@ class Trainer:
         return torch.optim.Adam([p for part in parts for p in part.parameters()], lr=LEARNING_RATES[stage])
 
     def _save(self) -> None:
-        _atomic_save(
+        save_durably(
             {
                 "format": CHECKPOINT_FORMAT,
                 "config": asdict(self.config),

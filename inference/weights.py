@@ -8,14 +8,13 @@ major version than the network's (e.g. 1.x, the network before the layer-exact p
 """
 
 import hashlib
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
+from inference.durable import save_durably
 from inference.errors import WeightsError
 from inference.model_spec import ModelSpec
 
@@ -85,17 +84,7 @@ def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: Weig
         "metadata": asdict(metadata),
         "sha256": checksum,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    save_durably(payload, path)
     return checksum
 
 

@@ -5,7 +5,6 @@ redis-server, Orthanc (Debian's package), dcmtk's storescp, a pynetdicom Storage
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ import pydicom
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
 from dicom_node.config import Destination
+from dicom_node.tcp import LOOPBACK, listening
+from dicom_node.tcp import free_loopback_port as free_port
 from tests.conftest import REPO_ROOT, missing_installation, require_tool
 
-LOOPBACK = "127.0.0.1"
 DICOM_NODE = [sys.executable, "-m", "dicom_node"]
 DCMTK_NO_DELAY = {"TCP_NODELAY": "1"}  # DCMTK's run-time switch for TCP_NODELAY
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
@@ -40,14 +34,6 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:

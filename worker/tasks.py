@@ -21,7 +21,7 @@ from dicom_node.failures import failure_reason
 from dicom_node.journal import Receipt, State
 from dicom_node.outputs import build_outputs
 from dicom_node.retry_schedule import gives_up, retry_delay, waited
-from dicom_node.spool import write_durably
+from inference.durable import write_durably
 from inference.preprocessing import prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app

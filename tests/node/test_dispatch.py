@@ -13,7 +13,7 @@ from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_instances
 from dicom_node.tcp import disable_nagle
 from tests.conftest import DICOM_DATA, require_path
-from tests.servers import LOOPBACK, storage_scp
+from tests.servers import LOOPBACK, free_port, storage_scp
 
 J2K_CR = DICOM_DATA / "cr_mono1_j2k_lossy_philips.dcm"
 META_GROUP_LENGTH_END = 128 + 4 + 12  # preamble, "DICM", (0002,0000) UL element
@@ -47,9 +47,7 @@ def test_a_sop_class_the_destination_does_not_take_is_a_dispatch_error_after_the
 
 
 def test_nobody_listening_is_a_refused_connection():
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(DispatchError, match=f"connection refused.*{LOOPBACK}:{port}"):
         send_instances([require_path(J2K_CR).read_bytes()], Destination.parse(f"PACS@{LOOPBACK}:{port}"), "NODE")
 

@@ -1,0 +1,44 @@
+"""The one way files are written: atomically and durably (a temporary file in the target's
+folder, fsync, rename over the target, fsync of the folder), so that a crash leaves either the
+old file or the new one, never a part. Spooled instances, outputs, weights and checkpoints."""
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+TEMPORARY_PREFIX = ".incoming-"  # a crash can leave such a file behind: the spool removes them at start
+
+
+def _fsync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write_durably(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically and durably. On any failure nothing is left at
+    ``target`` or in its folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+        _fsync_directory(target.parent)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_durably(payload: object, target: Path) -> None:
+    """``torch.save`` of ``payload`` to ``target``, written with :func:`write_durably`."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_durably(target, buffer.getvalue())
