@@ -90,7 +90,7 @@ class Intake:
         """Triage a newly received instance: True when it is to be scored; otherwise it ends
         ``skipped`` or ``failed`` here (the spooled file never changes: nothing is retried)."""
         try:
-            ds = pydicom.dcmread(self.spool.path_of(receipt.path), defer_size=DEFERRED_VALUE_BYTES)
+            ds = pydicom.dcmread(self.spool.instance_path(receipt), defer_size=DEFERRED_VALUE_BYTES)
             decision = triage(ds)
             identity = {
                 "study_instance_uid": str(ds.get("StudyInstanceUID", "")) or None,

@@ -1,17 +1,19 @@
 """The spool: each received instance written as received (Part 10 bytes, no re-encoding) with
 temp file + fsync + rename + directory fsync, then recorded in the journal; only then may the
-SCP answer success (ARCHITECTURE.md "Success means safe")."""
+SCP answer success (ARCHITECTURE.md "Success means safe"). It owns its layout: instances under
+``instances/``, each receipt's outputs under ``outputs/<receipt>/``."""
 
 import logging
 import shutil
 import uuid
 from pathlib import Path
 
-from dicom_node.journal import Journal
+from dicom_node.journal import Journal, Receipt
 from inference.durable import TEMPORARY_PREFIX, write_durably
 
 log = logging.getLogger(__name__)
 INSTANCES = "instances"
+OUTPUTS = "outputs"
 
 
 class SpoolError(OSError):
@@ -36,8 +38,17 @@ class Spool:
                 f"the spool's disk has {free // 2**20} MB free, below the floor of {self.min_free_bytes // 2**20} MB"
             )
 
-    def path_of(self, relative: str) -> Path:
-        return self.root / relative
+    def instance_path(self, receipt: Receipt) -> Path:
+        """Where ``receipt``'s instance lies."""
+        return self.root / receipt.path
+
+    def store_output(self, receipt_id: str, series_number: int, modality: str, data: bytes) -> None:
+        """Store one output of ``receipt_id`` durably (one file per output series)."""
+        write_durably(self.root / OUTPUTS / receipt_id / f"{series_number}-{modality.lower()}.dcm", data)
+
+    def stored_outputs(self, receipt_id: str) -> list[Path]:
+        """The stored outputs of ``receipt_id``, in series order."""
+        return sorted((self.root / OUTPUTS / receipt_id).glob("*.dcm"))
 
     def remove_orphans(self) -> int:
         """Remove what an interrupted run left among the instances (at start-up, before the SCP,
@@ -67,7 +78,7 @@ class Spool:
         self._check_free_space()
         receipt_id = uuid.uuid4().hex
         relative = f"{INSTANCES}/{receipt_id[:2]}/{receipt_id}.dcm"
-        target = self.path_of(relative)
+        target = self.root / relative
         try:
             write_durably(target, data)
         except OSError as error:

@@ -4,11 +4,13 @@ lazily, once per process, after any fork)."""
 import logging
 import os
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from dicom_node.config import NodeSettings, load_settings
 from dicom_node.journal import Journal
+from dicom_node.spool import Spool
 from inference import Predictor
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,16 @@ def _journal_for(pid: int, path: str) -> Journal:
 def journal() -> Journal:
     """This process's connection to the node's journal (node-queue tasks only)."""
     return _journal_for(os.getpid(), str(settings().journal_path))
+
+
+@cache
+def _spool_for(pid: int, root: str) -> Spool:
+    return Spool(Path(root), journal())
+
+
+def spool() -> Spool:
+    """The node's spool, as this process reaches it (node-queue tasks only)."""
+    return _spool_for(os.getpid(), str(settings().spool))
 
 
 @cache

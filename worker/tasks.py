@@ -7,7 +7,6 @@ forward pass. Tasks are thin: the work is in ``inference`` and ``dicom_node``.""
 
 import logging
 import time
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pydicom
@@ -19,9 +18,8 @@ from dicom_node.config import Destination
 from dicom_node.dispatch import DispatchError, send_instances
 from dicom_node.failures import failure_reason
 from dicom_node.journal import Receipt, State
-from dicom_node.outputs import build_outputs
+from dicom_node.outputs import OutputSource, build_outputs
 from dicom_node.retry_schedule import gives_up, retry_delay, waited
-from inference.durable import write_durably
 from inference.preprocessing import prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
@@ -29,7 +27,6 @@ from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
 log = logging.getLogger(__name__)
-OUTPUTS_FOLDER = "outputs"
 
 
 def enqueue(receipt_id: str, token: str) -> None:
@@ -74,7 +71,7 @@ def prepare(receipt_id: str, token: str) -> None:
         raise Ignore()
     started = time.perf_counter()
     try:  # a file in the spool never changes: whatever fails here fails for good
-        prepared = prepare_dataset(pydicom.dcmread(runtime.settings().spool / receipt.path))
+        prepared = prepare_dataset(pydicom.dcmread(runtime.spool().instance_path(receipt)))
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
     infer.delay(Prepared(receipt_id, token, encode_prepared(prepared), time.perf_counter() - started).to_json())
@@ -120,14 +117,14 @@ def infer(requests: list[SimpleRequest]) -> None:
         log.info("infer: receipt %s %s", outcome.receipt_id, "scored" if isinstance(outcome, Scored) else "failed")
 
 
-def _store_outputs(folder: Path, datasets: list[Dataset]) -> list[bytes]:
-    """Write each output durably into the receipt's output folder; returns their Part 10 bytes."""
+def _store_outputs(receipt_id: str, datasets: list[Dataset]) -> list[bytes]:
+    """Store each output of ``receipt_id`` durably in the spool; returns their Part 10 bytes."""
     encoded = []
     for dataset in datasets:
         buffer = pydicom.filebase.DicomBytesIO()
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
         data = buffer.getvalue()
-        write_durably(folder / f"{dataset.SeriesNumber}-{dataset.Modality.lower()}.dcm", data)
+        runtime.spool().store_output(receipt_id, int(dataset.SeriesNumber), str(dataset.Modality), data)
         encoded.append(data)
     return encoded
 
@@ -175,7 +172,7 @@ def report(message: dict[str, Any]) -> None:
         _fail(receipt_id, outcome.reason)
     settings = runtime.settings()
     try:
-        source = pydicom.dcmread(settings.spool / receipt.path)
+        source = OutputSource.of(pydicom.dcmread(runtime.spool().instance_path(receipt)))
         result = decode_result(outcome.result)
     except Exception as error:
         _fail(receipt_id, failure_reason("report", error))
@@ -186,7 +183,7 @@ def report(message: dict[str, Any]) -> None:
     for batch in filter(None, batches):
         try:
             datasets = build_outputs(source, result, batch)
-            encoded = _store_outputs(settings.spool / OUTPUTS_FOLDER / receipt_id, datasets)
+            encoded = _store_outputs(receipt_id, datasets)
         except Exception as error:  # highdicom/pydicom refusing the source's attributes, or the disk
             _fail(receipt_id, failure_reason(f"report ({', '.join(batch)})", error))
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
@@ -212,7 +209,7 @@ def deliver(receipt_id: str, token: str) -> None:
     if receipt.state != State.SCORED or not receipt.destination:
         return
     destination = _destination_of(receipt)
-    files = sorted((runtime.settings().spool / OUTPUTS_FOLDER / receipt_id).glob("*.dcm"))
+    files = runtime.spool().stored_outputs(receipt_id)
     if not files:
         _fail(receipt_id, "deliver: no stored outputs in the spool")
     try:

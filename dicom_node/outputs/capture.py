@@ -21,10 +21,10 @@ from dicom_node.outputs.common import (
     copied_names_allowed,
     instance_number,
     output_uids,
-    reference_header,
     series_description,
     summary_text,
 )
+from dicom_node.outputs.source import OutputSource
 from inference import BrixiaResult
 
 # Lossy Image Compression Method (0028,2114) implied by a lossy transfer syntax (PS3.3 C.7.6.1.1.5).
@@ -51,7 +51,7 @@ def _keep_lossy_history(header: Dataset, syntax: str | None, image: Dataset) -> 
 
 
 def secondary_capture(
-    source: Dataset,
+    source: OutputSource,
     result: BrixiaResult,
     kind: OutputKind,
     pixels: np.ndarray,
@@ -64,8 +64,8 @@ def secondary_capture(
     ``what`` names the series ("Brixia overlay"); ``derivation`` says what was burned in
     (Derivation Description, PS3.3 C.7.6.1). Image Comments holds the summary line of the SR.
     """
-    header = reference_header(source)
-    series_uid, sop_uid = output_uids(source, result, kind)
+    header = source.header
+    series_uid, sop_uid = output_uids(source.dataset, result, kind)
     with copied_names_allowed():
         image = hd.sc.SCImage.from_ref_dataset(
             ref_dataset=header,
@@ -76,7 +76,7 @@ def secondary_capture(
             series_instance_uid=series_uid,
             series_number=series_number,
             sop_instance_uid=sop_uid,
-            instance_number=instance_number(source),
+            instance_number=instance_number(source.dataset),
             manufacturer=MANUFACTURER,
             patient_orientation=("L", "F"),  # replaced below by the source's own value
             transfer_syntax_uid=ExplicitVRLittleEndian,
@@ -99,6 +99,5 @@ def secondary_capture(
     reference.ReferencedSOPClassUID = header.SOPClassUID
     reference.ReferencedSOPInstanceUID = header.SOPInstanceUID
     image.SourceImageSequence = [reference]
-    syntax = getattr(getattr(source, "file_meta", None), "TransferSyntaxUID", None)
-    _keep_lossy_history(header, syntax, image)
+    _keep_lossy_history(header, source.transfer_syntax, image)
     return image

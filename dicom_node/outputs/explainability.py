@@ -12,7 +12,6 @@ Bands above and below carry the warnings, the model, the global score and the co
 import highdicom as hd
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from pydicom.dataset import Dataset
 
 from dicom_node.outputs.capture import secondary_capture
 from dicom_node.outputs.common import safety_lines
@@ -27,8 +26,9 @@ from dicom_node.outputs.drawing import (
     outline,
     panel_height,
 )
+from dicom_node.outputs.source import OutputSource
 from inference import BrixiaResult
-from inference.preprocessing import display_copy, display_image_from_dataset
+from inference.preprocessing import display_copy
 from inference.regions import MAX_GLOBAL_SCORE, REGIONS
 
 EXPLAINABILITY_SERIES_NUMBER = 9703
@@ -124,14 +124,12 @@ def render_explainability(display: np.ndarray, result: BrixiaResult) -> np.ndarr
     return np.asarray(composed.convert("RGB"))
 
 
-def explainability_pixels(source: Dataset, result: BrixiaResult) -> np.ndarray:
+def explainability_pixels(source: OutputSource, result: BrixiaResult) -> np.ndarray:
     """The explainability map's RGB pixels for ``source``."""
-    return render_explainability(
-        display_copy(display_image_from_dataset(source), TILE_SIDE), result
-    )
+    return render_explainability(display_copy(source.display, TILE_SIDE), result)
 
 
-def build_explainability(source: Dataset, result: BrixiaResult) -> hd.sc.SCImage:
+def build_explainability(source: OutputSource, result: BrixiaResult) -> hd.sc.SCImage:
     """Secondary Capture RGB image of the per-region explainability maps over ``source``."""
     return secondary_capture(
         source,

@@ -9,7 +9,6 @@ most 1024 pixels on its longest side, aspect ratio and orientation of the source
 import highdicom as hd
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from pydicom.dataset import Dataset
 
 from dicom_node.outputs.capture import secondary_capture
 from dicom_node.outputs.drawing import (
@@ -22,8 +21,9 @@ from dicom_node.outputs.drawing import (
     model_line,
     outline,
 )
+from dicom_node.outputs.source import OutputSource
 from inference import BrixiaResult
-from inference.preprocessing import display_copy, display_image_from_dataset
+from inference.preprocessing import display_copy
 from inference.regions import MAX_GLOBAL_SCORE, REGIONS, SCORE_LEVELS
 
 OVERLAY_SERIES_NUMBER = 9702
@@ -112,14 +112,14 @@ def render_overlay(display: np.ndarray, labels: np.ndarray, result: BrixiaResult
     return np.asarray(composed.convert("RGB"))
 
 
-def overlay_pixels(source: Dataset, result: BrixiaResult) -> np.ndarray:
+def overlay_pixels(source: OutputSource, result: BrixiaResult) -> np.ndarray:
     """The overlay's RGB pixels for ``source`` (display copy, regions mapped to its frame)."""
-    display = display_copy(display_image_from_dataset(source))
+    display = display_copy(source.display)
     labels = result.mapping.for_shape(display.shape).map_to_source(result.region_map, labels=True)
     return render_overlay(display, labels, result)
 
 
-def build_overlay(source: Dataset, result: BrixiaResult) -> hd.sc.SCImage:
+def build_overlay(source: OutputSource, result: BrixiaResult) -> hd.sc.SCImage:
     """Secondary Capture RGB overlay of ``source`` with the Brixia result, in its study."""
     return secondary_capture(
         source,

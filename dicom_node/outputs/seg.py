@@ -22,6 +22,8 @@ macro's readers require one). Patient Orientation (Type 2C, PS3.3 C.7.6.1) is co
 source.
 """
 
+import copy
+
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
@@ -34,11 +36,11 @@ from dicom_node.outputs.common import (
     copied_names_allowed,
     instance_number,
     output_uids,
-    reference_header,
     series_description,
     tracking_uid,
 )
 from dicom_node.outputs.overlay import PALETTE
+from dicom_node.outputs.source import OutputSource
 from dicom_node.outputs.sr import LATERALITY_CODES, ZONE_CODES, region_tracking_identifier
 from dicom_node.uids import derived_uid
 from inference import BrixiaResult
@@ -122,9 +124,10 @@ def segment_descriptions(source: Dataset, result: BrixiaResult) -> list[hd.seg.S
     return [lungs, *regions]
 
 
-def build_seg(source: Dataset, result: BrixiaResult) -> hd.seg.Segmentation:
+def build_seg(output_source: OutputSource, result: BrixiaResult) -> hd.seg.Segmentation:
     """Binary Segmentation of the lungs and the Brixia regions of ``source``, in its study."""
-    header = reference_header(source)
+    source = output_source.dataset
+    header = copy.copy(output_source.header)  # a shallow copy: its Pixel Spacing goes below
     # Without Pixel Spacing: the Pixel Measures are written with the rest of the geometry below.
     header.pop("PixelSpacing", None)
     series_uid, sop_uid = output_uids(source, result, "seg")

@@ -37,13 +37,13 @@ from dicom_node.outputs.common import (
     copied_names_allowed,
     instance_number,
     output_uids,
-    reference_header,
     safety_lines,
     series_description,
     summary_text,
     tracking_uid,
 )
 from dicom_node.outputs.outline import mask_outline
+from dicom_node.outputs.source import OutputSource
 from dicom_node.uids import derived_uid
 from inference import BrixiaResult
 from inference.regions import REGIONS, SCORE_LEVELS, Region
@@ -261,7 +261,7 @@ def _root_without_children(root: hd.sr.ContainerContentItem) -> Dataset:
     return item
 
 
-def build_sr(source: Dataset, result: BrixiaResult) -> hd.sr.Comprehensive3DSR:
+def build_sr(output_source: OutputSource, result: BrixiaResult) -> hd.sr.Comprehensive3DSR:
     """Comprehensive 3D SR (PS3.3 A.35.13) with the Brixia scores of ``source``, in its study.
 
     highdicom's constructor writes the document modules (evidence, patient, study, series, SR
@@ -271,7 +271,7 @@ def build_sr(source: Dataset, result: BrixiaResult) -> hd.sr.Comprehensive3DSR:
     highdicom content items for this document alone, then becomes the root's children, in the
     dataset and in ``document.content``.
     """
-    header = reference_header(source)
+    source, header = output_source.dataset, output_source.header
     series_uid, sop_uid = output_uids(source, result, "sr")
     root = measurement_report(header, result)[0]
     with copied_names_allowed():

@@ -64,7 +64,7 @@ def test_store_spools_the_instance_as_received(node):
     receipt = spool.journal.get(stored[0])
     assert receipt.state == State.RECEIVED and receipt.calling_ae == "SENDER"
     assert receipt.called_ae == "TEST_NODE"
-    original, spooled = pydicom.dcmread(source), pydicom.dcmread(spool.path_of(receipt.path))
+    original, spooled = pydicom.dcmread(source), pydicom.dcmread(spool.instance_path(receipt))
     assert spooled.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID  # not re-encoded
     assert spooled.PixelData == original.PixelData
     assert receipt.sop_instance_uid == original.SOPInstanceUID

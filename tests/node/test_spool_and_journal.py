@@ -19,8 +19,8 @@ def test_store_writes_the_bytes_and_journals_them(spool):
     receipt_id = spool.store(b"DICM-bytes", "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3", None)
     receipt = spool.journal.get(receipt_id)
     assert receipt.state == State.RECEIVED and receipt.calling_ae == "MODALITY"
-    assert spool.path_of(receipt.path).read_bytes() == b"DICM-bytes"
-    assert not list(spool.path_of(receipt.path).parent.glob(".incoming-*"))
+    assert spool.instance_path(receipt).read_bytes() == b"DICM-bytes"
+    assert not list(spool.instance_path(receipt).parent.glob(".incoming-*"))
     assert spool.journal.get(spool.store(b"again", "MODALITY", "NODE", "1.2", "1.2.3", None)).path != receipt.path
 
 
@@ -97,7 +97,7 @@ def test_unopenable_journal_is_a_clear_error(tmp_path):
 def test_orphans_of_an_interrupted_write_are_removed_at_start_up(spool):
     """A node killed between writing an instance and journaling it never answered success: the
     sender sends it again, so the file is removed; so are temp files of unfinished writes."""
-    kept = spool.path_of(spool.journal.get(spool.store(b"kept", "MODALITY", "NODE", "1.2", "1.2.3", None)).path)
+    kept = spool.instance_path(spool.journal.get(spool.store(b"kept", "MODALITY", "NODE", "1.2", "1.2.3", None)))
     orphan = spool.root / "instances" / "ab" / ("ab" + "0" * 30 + ".dcm")
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"never acknowledged")

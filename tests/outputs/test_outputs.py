@@ -24,6 +24,7 @@ from pydicom.uid import (
 from dicom_node.outputs import (
     DEFAULT_OUTPUT_KINDS,
     OUTPUT_KINDS,
+    OutputSource,
     build_outputs,
     build_overlay,
     build_sr,
@@ -86,15 +87,15 @@ def test_output_uids_are_distinct_and_model_specific(name: str, built) -> None:
     for output in data.outputs.values():
         uids |= {output.SOPInstanceUID, output.SeriesInstanceUID}
     assert len(uids) == 2 + 2 * len(OUTPUT_KINDS)
-    other_version = build_sr(source, dataclasses.replace(result, model_version="9.9.9"))
+    other_version = build_sr(OutputSource.of(source), dataclasses.replace(result, model_version="9.9.9"))
     assert other_version.SOPInstanceUID != sr.SOPInstanceUID
     assert other_version.SeriesInstanceUID != sr.SeriesInstanceUID
-    other_weights = build_sr(source, dataclasses.replace(result, weights_sha256="0" * 64))
+    other_weights = build_sr(OutputSource.of(source), dataclasses.replace(result, weights_sha256="0" * 64))
     assert other_weights.SOPInstanceUID != sr.SOPInstanceUID
     # Another radiograph of the same study: a new instance in the same output series.
     sibling = copy.deepcopy(source)
     sibling.SOPInstanceUID = "1.2.3.4"
-    sibling_sr = build_sr(sibling, result)
+    sibling_sr = build_sr(OutputSource.of(sibling), result)
     assert sibling_sr.SeriesInstanceUID == sr.SeriesInstanceUID
     assert sibling_sr.SOPInstanceUID != sr.SOPInstanceUID
 
@@ -273,7 +274,7 @@ def test_sr_region_without_pixels_has_a_group_without_outline(built) -> None:
     data = built(SAMPLE)
     region_map = data.result.region_map.copy()
     region_map[region_map == 6] = 0  # the model found no lung in region F
-    built_sr = build_sr(data.source, dataclasses.replace(data.result, region_map=region_map))
+    built_sr = build_sr(OutputSource.of(data.source), dataclasses.replace(data.result, region_map=region_map))
     sr = hd.sr.Comprehensive3DSR.from_dataset(built_sr)
     assert len(sr.content.get_planar_roi_measurement_groups()) == 5
     (group,) = sr.content.get_image_measurement_groups()
@@ -305,7 +306,7 @@ def test_sr_names_the_model_and_warns(name: str, built) -> None:
 def test_sr_of_trained_model_has_no_untrained_warning(name: str, built) -> None:
     data = built(name)
     trained = dataclasses.replace(data.result, untrained=False)
-    sr = build_sr(data.source, trained)
+    sr = build_sr(OutputSource.of(data.source), trained)
     texts = _texts(sr)
     assert RESEARCH_ONLY in texts
     assert not any(UNTRAINED_WARNING in text for text in texts)
@@ -394,7 +395,7 @@ def test_overlay_is_an_rgb_burned_in_copy_of_the_radiograph(name: str, built) ->
 def test_overlay_untrained_warning_is_burned_in_only_when_untrained(name: str, built) -> None:
     data = built(name)
     source, result = data.source, data.result
-    trained = build_overlay(source, dataclasses.replace(result, untrained=False))
+    trained = build_overlay(OutputSource.of(source), dataclasses.replace(result, untrained=False))
     assert UNTRAINED_WARNING not in trained.SeriesDescription
     untrained_pixels = data.outputs["overlay"].pixel_array
     trained_pixels = trained.pixel_array

@@ -4,7 +4,7 @@ content tree, so its highdicom view (``content``) and its evidence must still be
 import highdicom as hd
 import pytest
 
-from dicom_node.outputs import build_sr
+from dicom_node.outputs import OutputSource, build_sr
 from inference.regions import REGIONS
 from tests.outputs.conftest import LONG_VALUE_WARNING
 
@@ -14,7 +14,7 @@ SAMPLE = "cr_mono1_explicit_fuji_small.dcm"
 
 def test_sr_content_view_is_the_documents_tree(built) -> None:
     data = built(SAMPLE)
-    sr = build_sr(data.source, data.result)
+    sr = build_sr(OutputSource.of(data.source), data.result)
     (root,) = sr.content
     assert isinstance(root, hd.sr.ContainerContentItem) and root.relationship_type is None
     assert len(root.ContentSequence) == len(sr.ContentSequence) > 3
@@ -28,7 +28,7 @@ def test_sr_content_view_is_the_documents_tree(built) -> None:
 def test_sr_evidence_is_the_source_alone(built) -> None:
     data = built(SAMPLE)
     source = data.source
-    sr = build_sr(source, data.result)
+    sr = build_sr(OutputSource.of(source), data.result)
     assert sr.get_evidence() == [
         (source.StudyInstanceUID, source.SeriesInstanceUID, source.SOPInstanceUID, source.SOPClassUID)
     ]
