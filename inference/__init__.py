@@ -22,7 +22,12 @@ from inference.model_spec import BSNET_SPEC, InputSpec, ModelSpec
 
 # Imported on first use (PEP 562): the network's own modules need only torch; these need pydicom,
 # OpenCV, Pillow and the pixel decoders.
-LAZY = {"Predictor": "inference.predictor", "BrixiaResult": "inference.result", "UNTRAINED_WARNING": "inference.result"}
+LAZY = {
+    "Predictor": "inference.predictor",
+    "BrixiaResult": "inference.result",
+    "ModelIdentity": "inference.result",
+    "UNTRAINED_WARNING": "inference.result",
+}
 
 __all__ = [
     "BSNET_SPEC",
@@ -33,6 +38,7 @@ __all__ = [
     "ImageTooSmallError",
     "InferenceError",
     "InputSpec",
+    "ModelIdentity",
     "ModelSpec",
     "MultiFrameError",
     "NoPixelDataError",

@@ -20,7 +20,7 @@ from inference.preprocessing import (
     prepare_file,
 )
 from inference.regions import REGION_NAMES
-from inference.result import BrixiaResult
+from inference.result import BrixiaResult, ModelIdentity
 from inference.weights import WeightsMetadata, load_weights, tensors_sha256
 
 PredictorInput = Dataset | np.ndarray | PreparedImage | str | Path
@@ -82,16 +82,14 @@ class Predictor:
                 model.load_state_dict(loaded.state_dict, strict=True)
             except RuntimeError as error:
                 raise WeightsError(f"{weights} does not fit {spec.name}: {error}") from error
-            self.weights_sha256 = loaded.sha256
-            self.model_version = loaded.metadata.model_version
-            self.weights_source = loaded.metadata.source
-            self.untrained = False
+            self.identity = ModelIdentity(
+                self.spec.name, loaded.metadata.model_version, loaded.sha256, loaded.metadata.source, untrained=False
+            )
         elif allow_untrained:
             model = build_untrained(spec)
-            self.weights_sha256 = tensors_sha256(model.state_dict())
-            self.model_version = spec.version
-            self.weights_source = "untrained"
-            self.untrained = True
+            self.identity = ModelIdentity(
+                spec.name, spec.version, tensors_sha256(model.state_dict()), "untrained", untrained=True
+            )
         else:
             raise UntrainedModelError(
                 "no weights given: pass a weights file, or allow_untrained=True for a "
@@ -153,11 +151,7 @@ class Predictor:
                     region_map=labels[index],
                     explainability=maps[index].astype(np.float32),
                     mapping=prepared.mapping,
-                    model_name=self.spec.name,
-                    model_version=self.model_version,
-                    weights_sha256=self.weights_sha256,
-                    untrained=self.untrained,
-                    weights_source=self.weights_source,
+                    model=self.identity,
                 )
             )
         return results

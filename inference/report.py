@@ -146,8 +146,8 @@ def evaluate_folder(
     report = evaluation_report(predicted, reference, other, constant, label, note)
     report["weights"] = {
         "file": str(weights),
-        "sha256": predictor.weights_sha256,
-        "model_version": predictor.model_version,
+        "sha256": predictor.identity.weights_sha256,
+        "model_version": predictor.identity.version,
         "input_size": predictor.input_size,
         "training_data": metadata.training_data,
     }

@@ -79,7 +79,8 @@ def warm_up_predictor() -> Predictor:
     loaded.predict_batch([ramp] * loaded.options.batch_size)
     log.info(
         "model warmed: %s %s, weights sha256 %s (%s) on %s (%s)",
-        loaded.spec.name, loaded.model_version, loaded.weights_sha256[:12], loaded.weights_source, loaded.device,
+        loaded.identity.name, loaded.identity.version, loaded.identity.short_checksum,
+        loaded.identity.weights_source, loaded.device,
         loaded.options.describe(),
     )
     return loaded

@@ -3,6 +3,7 @@ base64-encoded bytes, never as file paths (ARCHITECTURE.md "workers own tensors"
 
 import base64
 import zlib
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from inference.authors_input import EQUALISATION_BINS
 from inference.geometry import FrameMapping
 from inference.preprocessing import PreparedImage
-from inference.result import BrixiaResult
+from inference.result import BrixiaResult, ModelIdentity
 
 
 def encode_array(array: np.ndarray) -> dict[str, Any]:
@@ -106,11 +107,7 @@ def encode_result(result: BrixiaResult) -> dict[str, Any]:
         "region_map": encode_array(result.region_map),
         "explainability": encode_array(np.round(result.explainability * 255).astype(np.uint8)),
         "mapping": _encode_mapping(result.mapping),
-        "model_name": result.model_name,
-        "model_version": result.model_version,
-        "weights_sha256": result.weights_sha256,
-        "untrained": result.untrained,
-        "weights_source": result.weights_source,
+        "model": asdict(result.model),
     }
 
 
@@ -123,9 +120,5 @@ def decode_result(message: dict[str, Any]) -> BrixiaResult:
         region_map=decode_array(message["region_map"]),
         explainability=decode_array(message["explainability"]).astype(np.float32) / 255.0,
         mapping=_decode_mapping(message["mapping"]),
-        model_name=message["model_name"],
-        model_version=message["model_version"],
-        weights_sha256=message["weights_sha256"],
-        untrained=bool(message["untrained"]),
-        weights_source=str(message["weights_source"]),
+        model=ModelIdentity(**message["model"]),
     )

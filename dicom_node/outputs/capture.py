@@ -81,8 +81,8 @@ def secondary_capture(
             patient_orientation=("L", "F"),  # replaced below by the source's own value
             transfer_syntax_uid=ExplicitVRLittleEndian,
             series_description=series_description(result, what),
-            manufacturer_model_name=result.model_name,
-            software_versions=result.model_version,
+            manufacturer_model_name=result.model.name,
+            software_versions=result.model.version,
             content_qualification=CONTENT_QUALIFICATION,
         )
         image.copy_patient_and_study_information(header)
@@ -94,7 +94,7 @@ def secondary_capture(
     image.ConversionType = "WSD"  # produced by a workstation (PS3.3 C.8.6.1)
     image.BurnedInAnnotation = "YES"
     image.ImageComments = summary_text(result)
-    image.DerivationDescription = f"{derivation} by {result.algorithm_label}"[:1024]
+    image.DerivationDescription = f"{derivation} by {result.model.label}"[:1024]
     reference = Dataset()
     reference.ReferencedSOPClassUID = header.SOPClassUID
     reference.ReferencedSOPInstanceUID = header.SOPInstanceUID

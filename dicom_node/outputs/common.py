@@ -62,9 +62,8 @@ def output_uids(source: Dataset, result: BrixiaResult, kind: OutputKind) -> tupl
     the instance on the source instance, the model and the kind. A retry or re-send therefore
     overwrites; another model or other weights give new instances in a new series.
     """
-    model = (result.model_name, result.model_version, result.weights_sha256)
-    series = derived_uid("series", str(source.StudyInstanceUID), *model, kind)
-    instance = derived_uid("instance", str(source.SOPInstanceUID), *model, kind)
+    series = derived_uid("series", str(source.StudyInstanceUID), *result.model.uid_parts, kind)
+    instance = derived_uid("instance", str(source.SOPInstanceUID), *result.model.uid_parts, kind)
     return series, instance
 
 
@@ -72,20 +71,19 @@ def tracking_uid(source: Dataset, result: BrixiaResult, what: str) -> str:
     """Tracking UID of one region ("A".."F") or of "lungs" found in ``source`` by the model: the
     Tracking Identifier UID of the SR (TID 4108) and the Tracking UID of the SEG segment
     (PS3.3 C.8.20.4) are the same, so viewers can relate them."""
-    model = (result.model_name, result.model_version, result.weights_sha256)
-    return derived_uid("tracking", str(source.SOPInstanceUID), *model, what)
+    return derived_uid("tracking", str(source.SOPInstanceUID), *result.model.uid_parts, what)
 
 
 def safety_lines(result: BrixiaResult) -> list[str]:
     """The warnings every output must show."""
-    return [RESEARCH_ONLY, UNTRAINED_WARNING] if result.untrained else [RESEARCH_ONLY]
+    return [RESEARCH_ONLY, UNTRAINED_WARNING] if result.model.untrained else [RESEARCH_ONLY]
 
 
 def series_description(result: BrixiaResult, what: str) -> str:
     """Series Description (LO, at most 64 characters), led by the untrained warning if any."""
-    if result.untrained:
-        return f"{UNTRAINED_WARNING} - {result.model_name} {what}"[:_MAX_LO]
-    return f"{result.model_name} {what} (research use only)"[:_MAX_LO]
+    if result.model.untrained:
+        return f"{UNTRAINED_WARNING} - {result.model.name} {what}"[:_MAX_LO]
+    return f"{result.model.name} {what} (research use only)"[:_MAX_LO]
 
 
 def summary_text(result: BrixiaResult) -> str:
@@ -94,8 +92,8 @@ def summary_text(result: BrixiaResult) -> str:
     notices = " ".join(f"{line}." for line in safety_lines(result))
     return (
         f"Brixia score {result.global_score}/{MAX_GLOBAL_SCORE} ({regions}). "
-        f"{result.model_name} {result.model_version}, weights sha256 "
-        f"{result.weights_sha256[:12]} ({result.weights_source}). {notices}"
+        f"{result.model.name} {result.model.version}, weights sha256 "
+        f"{result.model.short_checksum} ({result.model.weights_source}). {notices}"
     )
 
 

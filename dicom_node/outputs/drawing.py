@@ -123,4 +123,5 @@ def draw_safety_panel(
 
 def model_line(result: BrixiaResult) -> str:
     """Model name, version, the first 12 hex digits of the weights checksum and the weights' source."""
-    return f"{result.model_name} {result.model_version}  weights {result.weights_sha256[:12]} ({result.weights_source})"
+    model = result.model
+    return f"{model.name} {model.version}  weights {model.short_checksum} ({model.weights_source})"

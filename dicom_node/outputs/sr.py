@@ -84,12 +84,13 @@ LATERALITY_CODES = {"right": codes.SCT.Right, "left": codes.SCT.Left}  # CID 244
 
 def _algorithm(result: BrixiaResult) -> hd.sr.AlgorithmIdentification:
     """TID 4019 Algorithm Identification: name, version, manufacturer, weights checksum."""
-    parameters = [f"weights sha256 {result.weights_sha256}", f"weights source: {result.weights_source}"]
-    if result.untrained:
+    model = result.model
+    parameters = [f"weights sha256 {model.weights_sha256}", f"weights source: {model.weights_source}"]
+    if model.untrained:
         parameters.append("untrained: randomly initialised weights")
     return hd.sr.AlgorithmIdentification(
-        name=result.model_name,
-        version=result.model_version,
+        name=model.name,
+        version=model.version,
         parameters=parameters,
         manufacturer=MANUFACTURER,
     )
@@ -97,12 +98,13 @@ def _algorithm(result: BrixiaResult) -> hd.sr.AlgorithmIdentification:
 
 def _observation_context(result: BrixiaResult) -> hd.sr.ObservationContext:
     """TID 1001 with a device observer (TID 1004); the serial number is the weights checksum."""
+    model = result.model
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=derived_uid("device", result.model_name, result.model_version, result.weights_sha256),
-        name=result.model_name,
+        uid=derived_uid("device", *model.uid_parts),
+        name=model.name,
         manufacturer_name=MANUFACTURER,
-        model_name=result.model_version,
-        serial_number=result.weights_sha256,
+        model_name=model.version,
+        serial_number=model.weights_sha256,
     )
     return hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(
@@ -285,8 +287,8 @@ def build_sr(output_source: OutputSource, result: BrixiaResult) -> hd.sr.Compreh
             manufacturer=MANUFACTURER,
             is_complete=True,
             series_description=series_description(result, "Brixia score"),
-            manufacturer_model_name=result.model_name,
-            software_versions=result.model_version,
+            manufacturer_model_name=result.model.name,
+            software_versions=result.model.version,
             content_qualification=CONTENT_QUALIFICATION,
             coding_schemes=[CODING_SCHEME],
             transfer_syntax_uid=ExplicitVRLittleEndian,

@@ -49,8 +49,8 @@ def test_import_writes_verified_weights_naming_their_source(authors_h5, imported
 
 def test_results_from_imported_weights_name_the_authors_release(imported, fuji_cr):
     result = Predictor(weights=imported, device="cpu").predict(pydicom.dcmread(fuji_cr))
-    assert result.weights_source == AUTHORS_RELEASE and not result.untrained
-    assert result.model_version == "2.0.0" and AUTHORS_RELEASE in result.algorithm_label
+    assert result.model.weights_source == AUTHORS_RELEASE and not result.model.untrained
+    assert result.model.version == "2.0.0" and AUTHORS_RELEASE in result.model.label
 
 
 def _copy_under_model_weights(source: Path, target: Path) -> None:

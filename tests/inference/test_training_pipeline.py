@@ -174,7 +174,7 @@ def test_cli_trains_a_loadable_weights_file_and_evaluates_it(tmp_path):
     )
     assert trained.exit_code == 0, trained.output
     predictor = Predictor(weights=weights, device="cpu")
-    assert not predictor.untrained
+    assert not predictor.identity.untrained
     metadata = load_weights(weights, BSNET_SPEC).metadata
     assert metadata.input_spec["height"] == SIZE and "2 annotated images" in metadata.training_data
     assert set(metadata.metrics["constant_scores"]) <= {0, 1, 2, 3}

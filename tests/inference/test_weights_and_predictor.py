@@ -33,7 +33,7 @@ def test_round_trip_keeps_tensors_metadata_and_checksum(weights_file):
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict[name], tensor, rtol=0, atol=0)
     predictor = Predictor(weights=path, device="cpu")
-    assert predictor.weights_sha256 == checksum and not predictor.untrained
+    assert predictor.identity.weights_sha256 == checksum and not predictor.identity.untrained
 
 
 def test_tampered_tensors_fail_the_checksum(weights_file, tmp_path):
@@ -87,8 +87,8 @@ def test_no_weights_is_refused_unless_untrained_is_explicit():
     with pytest.raises(UntrainedModelError):
         Predictor()
     predictor = Predictor(allow_untrained=True, device="cpu")
-    assert predictor.untrained
-    assert predictor.weights_sha256 == Predictor(allow_untrained=True).weights_sha256
+    assert predictor.identity.untrained
+    assert predictor.identity.weights_sha256 == Predictor(allow_untrained=True).identity.weights_sha256
 
 
 def test_predict_returns_a_typed_result_mappable_to_source(fuji_cr):
@@ -108,9 +108,9 @@ def test_predict_returns_a_typed_result_mappable_to_source(fuji_cr):
     assert result.explainability.shape == (6, 512, 512)
     assert result.explainability.min() >= 0.0 and result.explainability.max() <= 1.0
     assert result.to_source(result.region_map, labels=True).shape == (ds.Rows, ds.Columns)
-    assert result.untrained and "UNTRAINED MODEL" in result.algorithm_label
-    assert result.weights_source == "untrained" and "untrained" in result.algorithm_label
-    assert result.model_version == BSNET_SPEC.version
+    assert result.model.untrained and "UNTRAINED MODEL" in result.model.label
+    assert result.model.weights_source == "untrained" and "untrained" in result.model.label
+    assert result.model.version == BSNET_SPEC.version
 
 
 def test_region_map_follows_the_brixia_layout():

@@ -27,7 +27,9 @@ def test_prepared_and_result_round_trip_through_json(fuji_cr):
     np.testing.assert_array_equal(back.lung_mask, result.lung_mask)
     np.testing.assert_array_equal(back.region_map, result.region_map)
     np.testing.assert_allclose(back.explainability, result.explainability, atol=1 / 255)
-    assert (back.weights_sha256, back.untrained, back.mapping) == (result.weights_sha256, True, result.mapping)
+    assert (back.model.weights_sha256, back.model.untrained, back.mapping) == (
+        result.model.weights_sha256, True, result.mapping
+    )
 
 
 def test_the_model_input_travels_as_exact_equalisation_codes(fuji_cr):

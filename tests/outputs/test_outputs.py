@@ -41,7 +41,7 @@ from dicom_node.outputs.sr import (
     region_tracking_identifier,
 )
 from dicom_node.uids import derived_uid
-from inference import UNTRAINED_WARNING, BrixiaResult
+from inference import UNTRAINED_WARNING, BrixiaResult, ModelIdentity
 from inference.geometry import FrameMapping
 from inference.preprocessing import display_copy, display_image_from_dataset
 from inference.regions import REGIONS
@@ -55,6 +55,11 @@ from tests.outputs.conftest import (
 pytestmark = pytest.mark.filterwarnings(f"ignore:{LONG_VALUE_WARNING}:UserWarning")
 SAMPLE = "cr_mono1_explicit_fuji_small.dcm"
 
+
+
+def _with_model(result: BrixiaResult, **changes: object) -> BrixiaResult:
+    """``result`` as if another model (version, weights, untrained flag) had produced it."""
+    return dataclasses.replace(result, model=dataclasses.replace(result.model, **changes))
 
 def _content_items(items: pydicom.Sequence) -> Iterator[Dataset]:
     for item in items:
@@ -87,10 +92,10 @@ def test_output_uids_are_distinct_and_model_specific(name: str, built) -> None:
     for output in data.outputs.values():
         uids |= {output.SOPInstanceUID, output.SeriesInstanceUID}
     assert len(uids) == 2 + 2 * len(OUTPUT_KINDS)
-    other_version = build_sr(OutputSource.of(source), dataclasses.replace(result, model_version="9.9.9"))
+    other_version = build_sr(OutputSource.of(source), _with_model(result, version="9.9.9"))
     assert other_version.SOPInstanceUID != sr.SOPInstanceUID
     assert other_version.SeriesInstanceUID != sr.SeriesInstanceUID
-    other_weights = build_sr(OutputSource.of(source), dataclasses.replace(result, weights_sha256="0" * 64))
+    other_weights = build_sr(OutputSource.of(source), _with_model(result, weights_sha256="0" * 64))
     assert other_weights.SOPInstanceUID != sr.SOPInstanceUID
     # Another radiograph of the same study: a new instance in the same output series.
     sibling = copy.deepcopy(source)
@@ -147,7 +152,7 @@ def test_outputs_copy_patient_and_study(name: str, built) -> None:
         assert ("SpecificCharacterSet" in output) == ("SpecificCharacterSet" in source)
         assert output.Manufacturer == "dicom-node"
         assert output.ContentQualification == "RESEARCH"
-        assert output.SoftwareVersions == data.result.model_version
+        assert output.SoftwareVersions == data.result.model.version
         assert UNTRAINED_WARNING in output.SeriesDescription  # the test model is untrained
 
 
@@ -291,21 +296,21 @@ def test_sr_names_the_model_and_warns(name: str, built) -> None:
     (observer,) = sr.content.get_observer_contexts(observer_type=codes.DCM.Device)
     device = observer.observer_identifying_attributes
     assert (device.name, device.manufacturer_name) == ("BS-Net", "dicom-node")
-    assert device.model_name == result.model_version
-    assert device.serial_number == result.weights_sha256
+    assert device.model_name == result.model.version
+    assert device.serial_number == result.model.weights_sha256
     texts = _texts(sr)
-    assert any(f"weights sha256 {result.weights_sha256}" in text for text in texts)
-    assert any(f"weights source: {result.weights_source}" in text for text in texts)
+    assert any(f"weights sha256 {result.model.weights_sha256}" in text for text in texts)
+    assert any(f"weights source: {result.model.weights_source}" in text for text in texts)
     assert RESEARCH_ONLY in texts
-    assert result.untrained  # the test model is untrained: the warning must show
+    assert result.model.untrained  # the test model is untrained: the warning must show
     assert UNTRAINED_WARNING in texts and UNTRAINED_WARNING in sr.SeriesDescription
-    assert sr.SoftwareVersions == result.model_version
+    assert sr.SoftwareVersions == result.model.version
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sr_of_trained_model_has_no_untrained_warning(name: str, built) -> None:
     data = built(name)
-    trained = dataclasses.replace(data.result, untrained=False)
+    trained = _with_model(data.result, untrained=False)
     sr = build_sr(OutputSource.of(data.source), trained)
     texts = _texts(sr)
     assert RESEARCH_ONLY in texts
@@ -395,7 +400,7 @@ def test_overlay_is_an_rgb_burned_in_copy_of_the_radiograph(name: str, built) ->
 def test_overlay_untrained_warning_is_burned_in_only_when_untrained(name: str, built) -> None:
     data = built(name)
     source, result = data.source, data.result
-    trained = build_overlay(OutputSource.of(source), dataclasses.replace(result, untrained=False))
+    trained = build_overlay(OutputSource.of(source), _with_model(result, untrained=False))
     assert UNTRAINED_WARNING not in trained.SeriesDescription
     untrained_pixels = data.outputs["overlay"].pixel_array
     trained_pixels = trained.pixel_array
@@ -414,11 +419,7 @@ def test_render_overlay_fills_and_outlines_regions_by_score() -> None:
         region_map=np.zeros((512, 512), dtype=np.uint8),
         explainability=np.zeros((6, 512, 512), dtype=np.float32),
         mapping=FrameMapping((600, 800)),
-        model_name="BS-Net",
-        model_version="2.0.0",
-        weights_sha256="ab" * 32,
-        untrained=True,
-        weights_source="untrained",
+        model=ModelIdentity("BS-Net", "2.0.0", "ab" * 32, "untrained", untrained=True),
     )
     display = np.full((600, 800), 128, dtype=np.uint8)
     labels = np.zeros((600, 800), dtype=np.uint8)

@@ -58,8 +58,8 @@ def test_seg_codes_the_lungs_and_the_six_regions(name: str, built) -> None:
         assert description.algorithm_type == hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
         (algorithm,) = description.algorithm_identification
         assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == (
-            result.model_name,
-            result.model_version,
+            result.model.name,
+            result.model.version,
         )
         assert description.tracking_id == region_tracking_identifier(region)
         assert description.tracking_uid == tracking[description.tracking_id]  # same as the SR
