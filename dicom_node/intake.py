@@ -128,9 +128,10 @@ class Intake:
         receipt = self.journal.get(receipt_id)
         if receipt is None or receipt.state not in PENDING_STATES:
             return
-        if receipt.state == State.SCORED and receipt.outputs and receipt.destination:
-            self.enqueue_delivery(receipt_id, self.journal.issue_token(receipt_id))
-            log.info("receipt %s: stored outputs queued for delivery", receipt_id)
+        if receipt.state == State.SCORED and receipt.outputs:  # nothing to compute again
+            if receipt.destination:
+                self.enqueue_delivery(receipt_id, self.journal.issue_token(receipt_id))
+                log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
         if receipt.state == State.RECEIVED and not (self._triage(receipt) and self._room_for_one_more()):
             return

@@ -47,3 +47,20 @@ def test_new_images_wait_in_the_journal_while_max_in_flight_are_queued(tmp_path,
     finally:
         intake.stop()
         journal.close()
+
+
+def test_a_scored_receipt_without_destination_is_not_scored_again(tmp_path, fuji_cr):
+    """After a restart the intake sees every pending receipt again: one scored with its outputs
+    kept for want of a destination has nothing left to compute (docs/operations.md, Recovery)."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    spool = Spool(tmp_path, journal)
+    receipt = spool.store(fuji_cr.read_bytes(), "MODALITY", "NODE", "1.2.840.10008.5.1.4.1.1.1", "1.2.3", None)
+    journal.scored(receipt, 0, dict.fromkeys("ABCDEF", 0), ["1.2.3.4"], 1)
+    journal.undeliverable(receipt, "no destination configured: outputs kept in the spool")
+    queued: list[str] = []
+    intake = Intake(spool, journal, lambda r, _: queued.append(r), lambda r, _: queued.append(r), None)
+    try:
+        intake.process(receipt)
+        assert queued == [] and journal.get(receipt).state == State.SCORED
+    finally:
+        journal.close()
