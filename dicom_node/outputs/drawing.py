@@ -55,7 +55,7 @@ def draw_label(
     )
 
 
-def outline(mask: np.ndarray, thickness: int) -> np.ndarray:
+def border_band(mask: np.ndarray, thickness: int) -> np.ndarray:
     """Pixels of ``mask`` within ``thickness`` of its border (or of the image's edge).
 
     Erosion by a (2t+1)^2 square counted with an integral image of the mask's bounding box

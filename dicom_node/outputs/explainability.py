@@ -18,12 +18,12 @@ from dicom_node.outputs.common import safety_lines
 from dicom_node.outputs.drawing import (
     BASE_FONT_SIZE,
     TEXT_RGBA,
+    border_band,
     draw_label,
     draw_panel,
     draw_safety_panel,
     font,
     model_line,
-    outline,
     panel_height,
 )
 from dicom_node.outputs.source import OutputSource
@@ -69,7 +69,7 @@ def _tile(display: np.ndarray, result: BrixiaResult, index: int) -> np.ndarray:
     grey = np.repeat(display[..., None].astype(np.float32), 3, axis=2)
     rgb = (1.0 - MAP_ALPHA * heat) * grey + MAP_ALPHA * heat * viridis(heat[..., 0])
     labels = mapping.map_to_source(result.region_map, labels=True)
-    rgb[outline(labels == index + 1, 1)] = 255.0
+    rgb[border_band(labels == index + 1, 1)] = 255.0
     return np.round(rgb).astype(np.uint8)
 
 

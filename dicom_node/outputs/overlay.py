@@ -14,12 +14,12 @@ from dicom_node.outputs.capture import secondary_capture
 from dicom_node.outputs.drawing import (
     BASE_FONT_SIZE,
     TEXT_RGBA,
+    border_band,
     draw_label,
     draw_panel,
     draw_safety_panel,
     font,
     model_line,
-    outline,
 )
 from dicom_node.outputs.source import OutputSource
 from inference import BrixiaResult
@@ -48,7 +48,7 @@ def _tint_regions(
     alpha = np.where(labels > 0, FILL_ALPHA, 0.0).astype(np.float32)[..., None]
     rgb = (1.0 - alpha) * display[..., None].astype(np.float32) + alpha * colours[labels]
     for index in range(1, len(REGIONS) + 1):
-        rgb[outline(labels == index, thickness)] = colours[index]
+        rgb[border_band(labels == index, thickness)] = colours[index]
     return np.round(rgb).astype(np.uint8)
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dicom_node.outputs.drawing import outline
+from dicom_node.outputs.drawing import border_band
 
 
 def _by_definition(mask: np.ndarray, thickness: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def _by_definition(mask: np.ndarray, thickness: int) -> np.ndarray:
 def test_outline_is_the_band_inside_the_border() -> None:
     mask = np.zeros((20, 30), dtype=bool)
     mask[5:15, 8:25] = True
-    band = outline(mask, 2)
+    band = border_band(mask, 2)
     inner = np.zeros_like(mask)
     inner[7:13, 10:23] = True
     assert np.array_equal(band, mask & ~inner)
@@ -30,10 +30,10 @@ def test_outline_is_the_band_inside_the_border() -> None:
 def test_image_edge_counts_as_border_and_empty_mask_has_none() -> None:
     mask = np.zeros((10, 10), dtype=bool)
     mask[:, :4] = True  # touches the top, bottom and left edges
-    band = outline(mask, 1)
+    band = border_band(mask, 1)
     assert band[0].any() and band[-1].any() and band[:, 0].all()
     assert np.array_equal(band, _by_definition(mask, 1))
-    assert not outline(np.zeros((8, 8), dtype=bool), 3).any()
+    assert not border_band(np.zeros((8, 8), dtype=bool), 3).any()
 
 
 def test_outline_matches_its_definition_on_random_masks() -> None:
@@ -42,4 +42,4 @@ def test_outline_matches_its_definition_on_random_masks() -> None:
         rows, cols = rng.integers(1, 40, size=2)
         mask = rng.random((rows, cols)) < rng.random()
         thickness = int(rng.integers(1, 6))
-        assert np.array_equal(outline(mask, thickness), _by_definition(mask, thickness))
+        assert np.array_equal(border_band(mask, thickness), _by_definition(mask, thickness))
