@@ -282,10 +282,12 @@ def train(
     ] = None,
 ) -> None:
     """Train BS-Net "from the part to the whole" and write a weights file (research use only)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from inference.datasets import load_folder
     from inference.device import select_device
     from inference.errors import InferenceError
-    from inference.training import EpochLog, TrainingConfig
+    from inference.training import BatchDone, EpochLog, PhaseStarted, TrainingConfig, TrainingEvent
     from inference.training import train as run_training
 
     try:
@@ -306,11 +308,35 @@ def train(
         fold = "" if entry.fold is None else f" fold {entry.fold + 1}"
         error_console.print(f"{entry.stage}{fold} epoch {entry.epoch}: loss {entry.loss:.4f}{val}")
 
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  val MAE {task.fields[val_mae]}"),
+        TimeElapsedColumn(),
+        console=error_console,
+        disable=not error_console.is_terminal,
+    )
+
+    def show(event: TrainingEvent) -> None:
+        """One bar per phase with the running loss (each batch's, then the epoch's mean) and validation MAE."""
+        if isinstance(event, PhaseStarted):
+            phase = event.phase
+            fold = "all images" if phase.fold is None else f"fold {phase.fold + 1}"
+            name = phase.stage if phase.stage != "scoring" else f"scoring ({fold})"
+            progress.add_task(name, total=event.total, completed=event.done, loss="-", val_mae="-")
+            return
+        fields = {"loss": f"{event.loss:.3f}"}
+        if isinstance(event, EpochLog) and event.val_mae is not None:
+            fields["val_mae"] = f"{event.val_mae:.3f}"
+        progress.update(progress.task_ids[-1], advance=1 if isinstance(event, BatchDone) else 0, **fields)
+
     try:
-        result = run_training(
-            tensors, out, config, select_device(device), resume=resume, training_data=description,
-            on_epoch=report, show_progress=error_console.is_terminal, init=init,
-        )
+        with progress:
+            result = run_training(
+                tensors, out, config, select_device(device), resume=resume, training_data=description,
+                on_epoch=report, on_progress=show, init=init,
+            )
     except (ValueError, FileNotFoundError, RuntimeError, InferenceError) as error:
         error_console.print(f"[red]cannot train:[/red] {error}")
         raise typer.Exit(2) from error

@@ -1,7 +1,11 @@
 """BS-Net scoring loss (BSNET.md "Loss and training"): sparse categorical cross-entropy on the six regions plus
 a differentiable mean absolute error between the expected score (softmax-weighted 0..3) and the
 target, combined as alpha * SCCE + (1 - alpha) * MAE; alpha = 0.7 is our reading of the paper's
-weighting (see docs/bsnet.md)."""
+weighting (see docs/bsnet.md).
+
+The pre-training losses of "from the part to the whole" (Signoroni et al. 2021; BSNET.md "Loss and
+training"): binary cross-entropy + (1 - soft Dice) of the lung segmentation (stage 1) and of the
+aligned lung map (stage 2)."""
 
 import torch
 import torch.nn.functional as F
@@ -40,3 +44,22 @@ class BrixiaScoreLoss(nn.Module):
         cross_entropy = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten().long())
         mae = (expected_scores(logits) - targets.float()).abs().mean()
         return self.alpha * cross_entropy + (1.0 - self.alpha) * mae
+
+
+def soft_dice(probability: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean soft Dice coefficient over the batch of (B, 1, H, W) maps."""
+    intersection = (probability * target).sum(dim=(1, 2, 3))
+    total = probability.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+    return ((2.0 * intersection + eps) / (total + eps)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy + (1 - soft Dice) of lung logits against binary masks (stage 1, Signoroni et al. 2021)."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), masks)
+    return bce + 1.0 - soft_dice(torch.sigmoid(logits.float()), masks)
+
+
+def alignment_loss(aligned: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The same Dice + cross-entropy for an aligned lung probability map (no logits after warping; stage 2)."""
+    bce = F.binary_cross_entropy(aligned.float().clamp(1e-6, 1.0 - 1e-6), targets)
+    return bce + 1.0 - soft_dice(aligned.float(), targets)

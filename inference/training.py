@@ -17,7 +17,9 @@ pre-trained network; stages 1-2 use lung masks only, no scores, and run once), t
 stage 3 on all images gives the weights; otherwise one hold-out split (``val_fraction``).
 A checkpoint (model, optimizer, phase, epoch, RNG state, history) is written after every epoch
 and ``resume=True`` continues from it; every epoch draws its batches and augmentations from a
-generator seeded by (seed, phase, epoch), so a resumed run equals an uninterrupted one.
+generator seeded by (seed, phase, epoch), so a resumed run equals an uninterrupted one
+(:mod:`inference.checkpoint`). Progress goes to an ``on_progress`` callback as
+:data:`TrainingEvent` values, for the caller to show as it likes.
 """
 
 import copy
@@ -29,18 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from inference.augment import SCORING_AUGMENTATION, SYNTHETIC_ALIGNMENT, augment_images, transform_pair
 from inference.bsnet.alignment import warp
 from inference.bsnet.model import check_input_size
+from inference.checkpoint import checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from inference.datasets import TensorSet
-from inference.durable import save_durably
 from inference.evaluation import constant_scores, evaluation_report
-from inference.loss import BrixiaScoreLoss
+from inference.loss import BrixiaScoreLoss, alignment_loss, segmentation_loss
 from inference.model_spec import BSNET_SPEC
 from inference.weights import LoadedWeights, load_weights, metadata_for, save_weights
 
@@ -53,7 +52,6 @@ STAGE_PARTS = {  # the BSNet children each stage trains; the others are frozen i
     "scoring": ("backbone", "pyramid", "heads"),
 }
 LEARNING_RATES = {"segmentation": 1e-3, "alignment": 1e-3, "scoring": 3e-4}
-CHECKPOINT_FORMAT = "dicom-node-checkpoint/1"
 
 
 @dataclass(frozen=True)
@@ -98,6 +96,27 @@ class EpochLog:
     val_mae: float | None
 
 
+@dataclass(frozen=True)
+class PhaseStarted:
+    """A phase begins, or resumes with ``done`` of its ``total`` batches already run."""
+
+    phase: Phase
+    total: int
+    done: int
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """One more batch trained, with its loss."""
+
+    loss: float
+
+
+# what ``on_progress`` receives: a phase starting, a batch done, an epoch done (its log entry, before
+# the checkpoint is written; ``on_epoch`` gets the same entry after)
+TrainingEvent = PhaseStarted | BatchDone | EpochLog
+
+
 @dataclass
 class TrainingResult:
     model: nn.Module
@@ -112,25 +131,6 @@ def train_mode(model: nn.Module, stage: str) -> None:
         trainable = name in STAGE_PARTS[stage]
         child.train(trainable)
         child.requires_grad_(trainable)
-
-
-def soft_dice(probability: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """Mean soft Dice coefficient over the batch of (B, 1, H, W) maps."""
-    intersection = (probability * target).sum(dim=(1, 2, 3))
-    total = probability.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
-    return ((2.0 * intersection + eps) / (total + eps)).mean()
-
-
-def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy + (1 - soft Dice) of lung logits against binary masks."""
-    bce = F.binary_cross_entropy_with_logits(logits.float(), masks)
-    return bce + 1.0 - soft_dice(torch.sigmoid(logits.float()), masks)
-
-
-def alignment_loss(aligned: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The same Dice + cross-entropy for an aligned lung probability map (no logits after warping)."""
-    bce = F.binary_cross_entropy(aligned.float().clamp(1e-6, 1.0 - 1e-6), targets)
-    return bce + 1.0 - soft_dice(aligned.float(), targets)
 
 
 def _optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -219,49 +219,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
-    """Global RNG states as types ``torch.load(weights_only=True)`` accepts."""
-    name, keys, position, has_gauss, gauss = np.random.get_state()
-    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss)
-    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, position, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-    random.setstate(state["python"])
-
-
-class _Display:
-    """A rich progress bar (one task per phase) with the running loss and validation MAE."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  val MAE {task.fields[val_mae]}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not enabled,
-        )
-        self.task = None
-
-    def start(self, phase: Phase, total: int) -> None:
-        fold = "all images" if phase.fold is None else f"fold {phase.fold + 1}"
-        name = phase.stage if phase.stage != "scoring" else f"scoring ({fold})"
-        self.task = self.progress.add_task(name, total=total, loss="-", val_mae="-")
-
-    def update(self, advance: int, loss: float | None = None, val_mae: float | None = None) -> None:
-        fields = {}
-        if loss is not None:
-            fields["loss"] = f"{loss:.3f}"
-        if val_mae is not None:
-            fields["val_mae"] = f"{val_mae:.3f}"
-        self.progress.update(self.task, advance=advance, **fields)
-
-
 class Trainer:
     """Runs :func:`plan_phases` on a :class:`TensorSet`, checkpointing after every epoch."""
 
@@ -272,7 +229,7 @@ class Trainer:
         checkpoint: Path,
         device: torch.device,
         on_epoch: Callable[[EpochLog], None] | None = None,
-        show_progress: bool = False,
+        on_progress: Callable[[TrainingEvent], None] | None = None,
         init: LoadedWeights | None = None,
     ) -> None:
         self.config, self.checkpoint, self.device = config, Path(checkpoint), device
@@ -287,7 +244,7 @@ class Trainer:
         self.splits = validation_splits(len(self.scored), config)
         self.phases = plan_phases(config)
         self.on_epoch = on_epoch
-        self.display = _Display(show_progress)
+        self.on_progress = on_progress
         self.loss_fn = BrixiaScoreLoss()
         _seed_everything(config.seed)
         self.model = BSNET_SPEC.build()
@@ -305,9 +262,8 @@ class Trainer:
         return torch.optim.Adam([p for part in parts for p in part.parameters()], lr=LEARNING_RATES[stage])
 
     def _save(self) -> None:
-        save_durably(
+        save_checkpoint(
             {
-                "format": CHECKPOINT_FORMAT,
                 "config": asdict(self.config),
                 "position": self.position,
                 "model": self.model.state_dict(),
@@ -315,16 +271,14 @@ class Trainer:
                 "pretrained": self.pretrained,
                 "out_of_fold": torch.from_numpy(self.out_of_fold),
                 "history": [asdict(entry) for entry in self.history],
-                "rng": _rng_state(),
+                "rng": rng_state(),
             },
             self.checkpoint,
         )
 
     def resume(self) -> None:
         """Continue from the checkpoint file (same config required)."""
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.checkpoint} is not a training checkpoint")
+        state = load_checkpoint(self.checkpoint)
         saved = TrainingConfig(**{**state["config"], "stage_epochs": tuple(state["config"]["stage_epochs"])})
         if saved != self.config:
             raise ValueError(f"{self.checkpoint} was written with other settings: {saved}")
@@ -336,14 +290,13 @@ class Trainer:
         self.pretrained = state["pretrained"]
         self.out_of_fold = state["out_of_fold"].numpy()
         self.history = [EpochLog(**entry) for entry in state["history"]]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
 
     def run(self) -> TrainingResult:
         """Train every remaining phase and return the final model with its validation figures."""
-        with self.display.progress:
-            start_phase, done = self.position
-            for index in range(start_phase, len(self.phases)):
-                self._run_phase(index, done if index == start_phase else 0)
+        start_phase, done = self.position
+        for index in range(start_phase, len(self.phases)):
+            self._run_phase(index, done if index == start_phase else 0)
         return TrainingResult(self.model, self._metrics(), self.history)
 
     def _run_phase(self, index: int, done: int) -> None:
@@ -359,22 +312,25 @@ class Trainer:
             log.warning("no images for the %s stage (lung masks missing?): skipped", phase.stage)
             return
         per_epoch = -(-len(train) // self.config.batch_size)
-        self.display.start(phase, per_epoch * phase.epochs)
-        self.display.update(per_epoch * done)
+        self._report(PhaseStarted(phase, per_epoch * phase.epochs, per_epoch * done))
         for epoch in range(done, phase.epochs):
             generator = _epoch_generator(self.config.seed, index, epoch)
             losses = []
             for batch in _batches(len(train), self.config.batch_size, generator):
                 losses.append(self._step(phase.stage, train.subset(batch.numpy()), generator))
-                self.display.update(1, loss=losses[-1])
+                self._report(BatchDone(losses[-1]))
             val_mae = self._validate(phase, val, final=epoch + 1 == phase.epochs)
-            self.display.update(0, loss=float(np.mean(losses)), val_mae=val_mae)
             entry = EpochLog(index, phase.stage, phase.fold, epoch + 1, float(np.mean(losses)), val_mae)
+            self._report(entry)
             self.history.append(entry)
             self.position = (index, epoch + 1) if epoch + 1 < phase.epochs else (index + 1, 0)
             self._save()
             if self.on_epoch is not None:
                 self.on_epoch(entry)
+
+    def _report(self, event: TrainingEvent) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
 
     def _phase_data(self, phase: Phase) -> tuple[TensorSet, TensorSet | None]:
         if phase.stage != "scoring":
@@ -439,16 +395,17 @@ def train(
     resume: bool = False,
     training_data: str = "",
     on_epoch: Callable[[EpochLog], None] | None = None,
-    show_progress: bool = False,
+    on_progress: Callable[[TrainingEvent], None] | None = None,
     init: Path | None = None,
 ) -> TrainingResult:
     """Train on ``data`` (from the weights file ``init`` if given), checkpointing to ``OUT.checkpoint``;
-    write the weights file ``out``."""
+    write the weights file ``out``. ``on_epoch`` gets each epoch's entry once it is checkpointed,
+    ``on_progress`` every :data:`TrainingEvent`."""
     out = Path(out)
     start = load_weights(Path(init), BSNET_SPEC) if init is not None else None
     if start is not None and start.sha256 != config.init_sha256:
         config = replace(config, init_sha256=start.sha256)
-    trainer = Trainer(data, config, checkpoint_path(out), device, on_epoch, show_progress, start)
+    trainer = Trainer(data, config, checkpoint_path(out), device, on_epoch, on_progress, start)
     if resume:
         if not trainer.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from: {trainer.checkpoint}")
@@ -461,9 +418,3 @@ def train(
     metadata = metadata_for(BSNET_SPEC.at_size(config.input_size), training_data, metrics, source_file=origin)
     save_weights(out, result.model.state_dict(), metadata)
     return result
-
-
-def checkpoint_path(weights: Path) -> Path:
-    """Where the resumable checkpoint of a run writing ``weights`` lives."""
-    weights = Path(weights)
-    return weights.with_name(weights.name + ".checkpoint")

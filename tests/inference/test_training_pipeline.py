@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from dicom_node.cli import app
 from inference import Predictor
 from inference.augment import SYNTHETIC_ALIGNMENT, AffineRange, random_affine, transform_pair
+from inference.checkpoint import checkpoint_path
 from inference.datasets import TensorSet, load_folder
 from inference.model_spec import BSNET_SPEC, build_untrained
 from inference.preprocessing import prepare_file
@@ -19,7 +20,6 @@ from inference.regions import REGION_NAMES
 from inference.training import (
     TrainingConfig,
     alignment_step,
-    checkpoint_path,
     segmentation_step,
     train,
 )
