@@ -185,7 +185,7 @@ def retry(
     from dicom_node.journal import Journal
     from dicom_node.resend import resend
     from worker.app import configure
-    from worker.tasks import enqueue, enqueue_delivery
+    from worker.tasks import enqueue, enqueue_redelivery
 
     if not receipts and not failed:
         error_console.print("name receipts, or --failed for every failed one")
@@ -201,7 +201,7 @@ def retry(
         raise typer.Exit(2) from error
     journal = Journal(settings.journal_path)
     try:
-        done = resend(journal, receipts or [], failed, enqueue, enqueue_delivery)
+        done = resend(journal, receipts or [], failed, enqueue, enqueue_redelivery)
     except Exception as error:  # the broker (kombu/redis) raises many types when it is down
         error_console.print(f"[red]cannot queue:[/red] {error} (is the node or its broker running?)")
         raise typer.Exit(2) from error
@@ -365,7 +365,7 @@ def evaluate(
 ) -> None:
     """Score an annotated folder and print agreement figures with human and constant baselines (JSON)."""
     from inference.errors import InferenceError
-    from inference.report import evaluate_folder, write_report
+    from inference.evaluate import evaluate_folder, write_report
 
     try:
         evaluation = evaluate_folder(

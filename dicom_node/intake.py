@@ -36,7 +36,7 @@ class Intake:
         spool: Spool,
         journal: Journal,
         enqueue: Callable[[str, str], None],
-        enqueue_delivery: Callable[[str, str], None],
+        enqueue_redelivery: Callable[[str, str], None],
         default_destination: Destination | None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
@@ -44,7 +44,7 @@ class Intake:
         self.spool = spool
         self.journal = journal
         self.enqueue = enqueue
-        self.enqueue_delivery = enqueue_delivery
+        self.enqueue_redelivery = enqueue_redelivery
         self.max_pixels = max_pixels
         self.max_in_flight = max_in_flight
         self.default_destination = default_destination
@@ -130,7 +130,7 @@ class Intake:
             return
         if receipt.state == State.SCORED and receipt.outputs:  # nothing to compute again
             if receipt.destination:
-                self.enqueue_delivery(receipt_id, self.journal.issue_token(receipt_id))
+                self.enqueue_redelivery(receipt_id, self.journal.issue_token(receipt_id))
                 log.info("receipt %s: stored outputs queued for delivery", receipt_id)
             return
         if receipt.state == State.RECEIVED and not (self._triage(receipt) and self._room_for_one_more()):

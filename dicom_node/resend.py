@@ -31,7 +31,7 @@ def resend(
     receipt_ids: Iterable[str],
     failed: bool,
     enqueue: Callable[[str, str], None],
-    enqueue_delivery: Callable[[str, str], None],
+    enqueue_redelivery: Callable[[str, str], None],
 ) -> list[Resend]:
     """Queue the given receipts (and every ``failed`` one if ``failed``) again; one Resend each."""
     done = []
@@ -42,7 +42,7 @@ def resend(
             done.append(Resend(receipt.id, "left", f"skipped: {receipt.reason}"))
         elif receipt.outputs and receipt.destination:
             journal.requeued(receipt.id, State.SCORED, "sent again on request")
-            enqueue_delivery(receipt.id, journal.issue_token(receipt.id))
+            enqueue_redelivery(receipt.id, journal.issue_token(receipt.id))
             done.append(Resend(receipt.id, "resend", f"{len(receipt.outputs)} outputs to {receipt.destination}"))
         else:
             journal.requeued(receipt.id, State.QUEUED, "scored again on request")

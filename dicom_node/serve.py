@@ -66,14 +66,14 @@ def serve(settings: NodeSettings) -> None:
     """Run the node until SIGINT/SIGTERM."""
     check_model_settings(settings)
     from worker.app import configure
-    from worker.tasks import enqueue, enqueue_delivery
+    from worker.tasks import enqueue, enqueue_redelivery
 
     settings.spool.mkdir(parents=True, exist_ok=True)
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal, min_free_bytes=settings.min_free_space_mb * 2**20)
     spool.remove_orphans()
     intake = Intake(
-        spool, journal, enqueue, enqueue_delivery, settings.destination, settings.max_pixels, settings.max_in_flight
+        spool, journal, enqueue, enqueue_redelivery, settings.destination, settings.max_pixels, settings.max_in_flight
     )
     broker = None
     broker_url = settings.broker_url

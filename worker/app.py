@@ -1,6 +1,7 @@
 """The Celery application: queues, routing and reliability settings (ARCHITECTURE.md).
 
-Queue "node": prepare and report (need the spool and the PACS network, run beside the node).
+Queue "node": prepare, deliver and redeliver (need the spool and the PACS network, run beside
+the node).
 Queue "inference": infer (needs only the broker; runs on GPU machines, a batch of images per
 forward pass). Late acknowledgement, prefetch 1 (an inference worker: its batch size) and
 reject-on-worker-lost: a task whose worker dies is delivered again. Priorities
@@ -17,7 +18,7 @@ INFERENCE_QUEUE = "inference"
 RESTORE_SWEEP_S = 5
 # Message priorities (kombu's Redis transport: 0 first; its default steps 0, 3, 6, 9 are each a
 # list, and a worker pops every queue's priority-0 list before any priority-3 one). Finishing an
-# image comes before starting another: results (report, deliver) first, then scoring, then
+# image comes before starting another: results (deliver, redeliver) first, then scoring, then
 # preparing the next image, so a backlog never holds back the results of images already scored
 # (docs/operations.md, "Scheduling": what this bounds in the broker and what not yet).
 RESULTS_PRIORITY = 0
@@ -31,7 +32,7 @@ app.conf.update(
     task_routes={
         "worker.tasks.prepare": {"queue": NODE_QUEUE},
         "worker.tasks.infer": {"queue": INFERENCE_QUEUE},
-        "worker.tasks.report": {"queue": NODE_QUEUE},
+        "worker.tasks.deliver": {"queue": NODE_QUEUE},
     },
     task_serializer="json",
     accept_content=["json"],

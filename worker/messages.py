@@ -1,4 +1,4 @@
-"""The typed messages a receipt's chain passes between its tasks (prepare -> infer -> report).
+"""The typed messages a receipt's chain passes between its tasks (prepare -> infer -> deliver).
 Celery carries them as JSON objects; each has a ``kind`` and converts itself both ways. Arrays
 inside travel encoded by :mod:`worker.serialization`."""
 
@@ -33,7 +33,7 @@ class Prepared(_Message):
 
 @dataclass(frozen=True)
 class Scored(_Message):
-    """infer -> report: the result (``encode_result``) and the compute time of both steps."""
+    """infer -> deliver: the result (``encode_result``) and the compute time of both steps."""
 
     kind: ClassVar[str] = "scored"
     result: dict[str, Any]
@@ -42,14 +42,14 @@ class Scored(_Message):
 
 @dataclass(frozen=True)
 class InferenceFailed(_Message):
-    """infer -> report: the network could not score the image; ``reason`` names stage and cause."""
+    """infer -> deliver: the network could not score the image; ``reason`` names stage and cause."""
 
     kind: ClassVar[str] = "inference-failed"
     reason: str
 
 
 def inference_outcome(message: dict[str, Any]) -> Scored | InferenceFailed:
-    """What infer sent to report."""
+    """What infer sent to deliver."""
     kinds = {Scored.kind: Scored, InferenceFailed.kind: InferenceFailed}
     if message.get("kind") not in kinds:
         raise ValueError(f"not an inference outcome: {message.get('kind')!r}")

@@ -1,5 +1,5 @@
 """The three tasks of one image's journey (ARCHITECTURE.md): prepare (node) -> infer
-(inference) -> report (node), and ``deliver`` (node), which sends a receipt's stored outputs again
+(inference) -> deliver (node), and ``redeliver`` (node), which sends a receipt's stored outputs again
 on the retry schedule (:mod:`dicom_node.retry_schedule`), after a node restart or on request
 (``dicom-node retry``). Each task sends its message on to the next one itself; ``infer`` takes
 the prepared images waiting in its queue as one batch (celery-batches) and scores them in one
@@ -30,14 +30,14 @@ log = logging.getLogger(__name__)
 
 
 def enqueue(receipt_id: str, token: str) -> None:
-    """Queue the prepare -> infer -> report chain for one spooled receipt (``token``: the journal's
+    """Queue the prepare -> infer -> deliver chain for one spooled receipt (``token``: the journal's
     :meth:`~dicom_node.journal.Journal.issue_token` for it)."""
     prepare.delay(receipt_id, token)
 
 
-def enqueue_delivery(receipt_id: str, token: str, countdown: int = 0) -> None:
+def enqueue_redelivery(receipt_id: str, token: str, countdown: int = 0) -> None:
     """Queue sending a scored receipt's stored outputs, ``countdown`` seconds from now."""
-    deliver.apply_async((receipt_id, token), countdown=countdown)
+    redeliver.apply_async((receipt_id, token), countdown=countdown)
 
 
 def _fail(receipt_id: str, reason: str) -> NoReturn:
@@ -109,11 +109,11 @@ def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
 def infer(requests: list[SimpleRequest]) -> None:
     """Run BS-Net on the prepared images waiting in the inference queue (up to the worker's batch
     size, or what came within its batch wait) in one forward pass, and queue each image's outcome
-    for ``report`` (inference queue; no DICOM, no spool, no journal)."""
+    for ``deliver`` (inference queue; no DICOM, no spool, no journal)."""
     incoming = [Prepared.from_json(request.args[0]) for request in requests]
     log.info("infer: a batch of %d (receipts %s)", len(incoming), ", ".join(m.receipt_id for m in incoming))
     for outcome in _score(incoming):
-        report.delay(outcome.to_json())
+        deliver.delay(outcome.to_json())
         log.info("infer: receipt %s %s", outcome.receipt_id, "scored" if isinstance(outcome, Scored) else "failed")
 
 
@@ -142,7 +142,7 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     reason = f"delivery attempt {attempts} failed: {error}; next attempt in {delay} s"
     runtime.journal().delivery_failed(receipt.id, attempts, reason)
     log.info("receipt %s: %s", receipt.id, reason)
-    enqueue_delivery(receipt.id, receipt.task_token, countdown=delay)
+    enqueue_redelivery(receipt.id, receipt.task_token, countdown=delay)
 
 
 def _destination_of(receipt: Receipt) -> Destination | None:
@@ -154,18 +154,18 @@ def _delivered(receipt: Receipt) -> None:
     runtime.journal().delivered(receipt.id, receipt.attempts + 1)
 
 
-@app.task(name="worker.tasks.report", priority=RESULTS_PRIORITY)
-def report(message: dict[str, Any]) -> None:
+@app.task(name="worker.tasks.deliver", priority=RESULTS_PRIORITY)
+def deliver(message: dict[str, Any]) -> None:
     """Build the configured outputs, store them in the spool and C-STORE them (node queue).
 
     The SR is built and sent on its own first, so that the scores reach the PACS while the
     images are still being drawn. Every output is stored (fsync) and journaled before it is
-    sent, so it is kept even when delivery fails; a failed delivery continues with ``deliver``.
+    sent, so it is kept even when delivery fails; a failed delivery continues with ``redeliver``.
     """
     outcome = inference_outcome(message)
     receipt_id = outcome.receipt_id
     journal = runtime.journal()
-    receipt = _current_receipt(receipt_id, outcome.token, "report")
+    receipt = _current_receipt(receipt_id, outcome.token, "deliver")
     if receipt.state in (State.DELIVERED, State.FAILED, State.SKIPPED):
         return
     if isinstance(outcome, InferenceFailed):
@@ -175,7 +175,7 @@ def report(message: dict[str, Any]) -> None:
         source = OutputSource.of(pydicom.dcmread(runtime.spool().instance_path(receipt)))
         result = decode_result(outcome.result)
     except Exception as error:
-        _fail(receipt_id, failure_reason("report", error))
+        _fail(receipt_id, failure_reason("deliver", error))
     destination = _destination_of(receipt)
     batches = [[kind for kind in settings.outputs if kind == "sr"], [kind for kind in settings.outputs if kind != "sr"]]
     uids: list[str] = []
@@ -185,7 +185,7 @@ def report(message: dict[str, Any]) -> None:
             datasets = build_outputs(source, result, batch)
             encoded = _store_outputs(receipt_id, datasets)
         except Exception as error:  # highdicom/pydicom refusing the source's attributes, or the disk
-            _fail(receipt_id, failure_reason(f"report ({', '.join(batch)})", error))
+            _fail(receipt_id, failure_reason(f"deliver ({', '.join(batch)})", error))
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
         journal.scored(receipt_id, result.global_score, result.region_scores, uids, round(outcome.compute_s * 1000))
         if destination is not None and failure is None:
@@ -202,16 +202,16 @@ def report(message: dict[str, Any]) -> None:
         _delivered(receipt)
 
 
-@app.task(name="worker.tasks.deliver", priority=RESULTS_PRIORITY)
-def deliver(receipt_id: str, token: str) -> None:
+@app.task(name="worker.tasks.redeliver", priority=RESULTS_PRIORITY)
+def redeliver(receipt_id: str, token: str) -> None:
     """Send a scored receipt's stored outputs (node queue); nothing is computed again."""
-    receipt = _current_receipt(receipt_id, token, "deliver")
+    receipt = _current_receipt(receipt_id, token, "redeliver")
     if receipt.state != State.SCORED or not receipt.destination:
         return
     destination = _destination_of(receipt)
     files = runtime.spool().stored_outputs(receipt_id)
     if not files:
-        _fail(receipt_id, "deliver: no stored outputs in the spool")
+        _fail(receipt_id, "redeliver: no stored outputs in the spool")
     try:
         send_instances([path.read_bytes() for path in files], destination, receipt.called_ae)
     except (DispatchError, OSError) as error:

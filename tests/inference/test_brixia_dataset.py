@@ -24,10 +24,10 @@ from inference.brixia_dataset import (
     read_brixia_table,
 )
 from inference.datasets import DatasetError
+from inference.evaluate import evaluate_folder, write_report
 from inference.model_spec import BSNET_SPEC, build_untrained
 from inference.predictor import Predictor
 from inference.regions import REGION_NAMES
-from inference.report import evaluate_folder, write_report
 from inference.weights import metadata_for, save_weights
 
 SIZE = 128  # the smallest side BS-Net reads (a multiple of 128)

@@ -45,6 +45,6 @@ def test_results_flow_while_a_backlog_drains(tmp_path, fuji_cr, broker_url, node
                 "every image to be delivered", interval=1.0,
             )
     log = (tmp_path / "node" / "serve.log").read_text().splitlines()
-    scored, reported = _lines(log, "infer: receipt", "scored"), _lines(log, "worker.tasks.report[", "succeeded")
+    scored, reported = _lines(log, "infer: receipt", "scored"), _lines(log, "worker.tasks.deliver[", "succeeded")
     assert len(scored) == len(reported) == IMAGES
     assert reported[0] < scored[-1], "the first result waited for the whole backlog to be scored"

@@ -40,7 +40,7 @@ def test_node_and_inference_workers_split(tmp_path, fuji_cr, broker_url, node_po
     inference_log = (elsewhere / "inference-queue.log").read_text()
     node_log = (tmp_path / "workers" / "node-queue.log").read_text()
     assert "infer: a batch of 1" in inference_log and "worker.tasks.prepare[" not in inference_log
-    assert "worker.tasks.prepare[" in node_log and "worker.tasks.report[" in node_log
+    assert "worker.tasks.prepare[" in node_log and "worker.tasks.deliver[" in node_log
     assert "infer: a batch" not in node_log
     assert not (elsewhere / "no-spool").exists()  # the inference worker never touched a spool
     assert len([p for p in (tmp_path / "received").rglob("*") if p.is_file()]) == 4

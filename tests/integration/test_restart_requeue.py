@@ -30,7 +30,7 @@ def test_a_restarted_node_runs_each_pending_chain_once(tmp_path, fuji_cr, broker
         def drained() -> bool:
             log = log_path.read_text() if log_path.exists() else ""
             finished = _tasks(log, "prepare", "(succeeded|ignored)")
-            return finished == 2 * IMAGES and _tasks(log, "report", "succeeded") == IMAGES
+            return finished == 2 * IMAGES and _tasks(log, "deliver", "succeeded") == IMAGES
         wait_until(drained, 300, "both generations of chains to be handled")
         log = log_path.read_text()
     assert [r["state"] for r in node_status(spool)] == ["scored"] * IMAGES

@@ -1,12 +1,12 @@
-"""Delivery and retry, in this process and in seconds (issue 14): ``report`` and ``deliver`` run
+"""Delivery and retry, in this process and in seconds (issue 14): ``deliver`` and ``redeliver`` run
 as a node worker runs them, on a real journal and spool in a temporary folder, with a real Storage
 SCP as the destination (pynetdicom in this process; dcmtk's storescp where a PACS comes back at
 the address it was down at) and a real redis-server as the broker, whose queued messages are read
 back instead of mocking Celery.
 
 Covered: an accepting destination gets the outputs at the first attempt; a refused or unreachable
-one leaves the receipt ``scored`` with the next delay and one ``deliver`` queued with that
-countdown; ``deliver`` sends the stored outputs, computed once, when the PACS is back; the
+one leaves the receipt ``scored`` with the next delay and one ``redeliver`` queued with that
+countdown; ``redeliver`` sends the stored outputs, computed once, when the PACS is back; the
 schedule's end gives up (``failed``) and queues nothing more; no destination keeps the outputs;
 tasks of a superseded chain, or run again for a delivered receipt, change nothing.
 """
@@ -34,7 +34,7 @@ from worker import runtime
 from worker.app import NODE_QUEUE, app, configure
 from worker.messages import Scored
 from worker.serialization import encode_result
-from worker.tasks import deliver, report
+from worker.tasks import deliver, redeliver
 
 NODE_AE = "NODE"
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
@@ -95,7 +95,7 @@ class Node:
         return receipt_id, token
 
     def scored(self, receipt_id: str, token: str) -> dict[str, Any]:
-        """infer's message to report, as it arrives through the broker (JSON)."""
+        """infer's message to deliver, as it arrives through the broker (JSON)."""
         return json.loads(json.dumps(Scored(receipt_id, token, encode_result(self.result), COMPUTE_S).to_json()))
 
     def receipt(self, receipt_id: str) -> Receipt:
@@ -166,7 +166,7 @@ FAILURES: dict[str, tuple[Callable[[], AbstractContextManager[Destination]], str
 def test_an_accepting_destination_gets_the_outputs_at_the_first_attempt(node: Node):
     with storage_scp() as (destination, received):
         receipt_id, token = node.receive(destination)
-        report.run(node.scored(receipt_id, token))
+        deliver.run(node.scored(receipt_id, token))
     receipt = node.receipt(receipt_id)
     assert (receipt.state, receipt.attempts, receipt.reason) == (State.DELIVERED, 1, None)
     assert (receipt.global_score, receipt.region_scores) == (node.result.global_score, node.result.region_scores)
@@ -182,10 +182,10 @@ def test_a_task_run_again_for_a_delivered_receipt_sends_nothing(node: Node):
     """Redis delivers a task again whose worker died before acknowledging it (docs/operations.md)."""
     with storage_scp() as (destination, received):
         receipt_id, token = node.receive(destination)
-        report.run(node.scored(receipt_id, token))
+        deliver.run(node.scored(receipt_id, token))
         delivered = node.receipt(receipt_id)
-        report.run(node.scored(receipt_id, token))
-        deliver.run(receipt_id, token)
+        deliver.run(node.scored(receipt_id, token))
+        redeliver.run(receipt_id, token)
     assert node.receipt(receipt_id) == delivered
     assert len(received) == 1
     assert take_queued() == []
@@ -197,7 +197,7 @@ def test_a_failed_first_attempt_keeps_the_outputs_and_queues_the_next_one(node: 
     with down() as destination:
         receipt_id, token = node.receive(destination)
         sent_after = datetime.now(UTC)
-        report.run(node.scored(receipt_id, token))
+        deliver.run(node.scored(receipt_id, token))
     receipt = node.receipt(receipt_id)
     delay = retry_delay(1, node.settings.delivery_max_backoff)
     assert (receipt.state, receipt.attempts, receipt.global_score) == (State.SCORED, 1, node.result.global_score)
@@ -205,18 +205,18 @@ def test_a_failed_first_attempt_keeps_the_outputs_and_queues_the_next_one(node: 
     assert receipt.reason.endswith(f"; next attempt in {delay} s")
     assert len(node.stored_outputs(receipt_id)) == len(receipt.outputs) == 1
     (retry,) = take_queued(sent_after)
-    assert (retry.task, retry.args) == (deliver.name, [receipt_id, token])
+    assert (retry.task, retry.args) == (redeliver.name, [receipt_id, token])
     assert retry.due_in(delay)
 
 
 def test_deliver_sends_the_stored_outputs_once_the_destination_is_back(node: Node, tmp_path: Path):
     port = free_port()  # the PACS is down ...
     receipt_id, token = node.receive(Destination.parse(f"PACS@{LOOPBACK}:{port}"))
-    report.run(node.scored(receipt_id, token))
+    deliver.run(node.scored(receipt_id, token))
     (retry,) = take_queued()
     stored = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in node.stored_outputs(receipt_id)}
     with storescp_server(tmp_path / "pacs", "PACS", port=port):  # ... and back at the same address
-        deliver.run(*retry.args)
+        redeliver.run(*retry.args)
     receipt = node.receipt(receipt_id)
     assert (receipt.state, receipt.attempts, receipt.reason) == (State.DELIVERED, 2, None)
     arrived = [str(pydicom.dcmread(path).SOPInstanceUID) for path in (tmp_path / "pacs").rglob("*") if path.is_file()]
@@ -228,14 +228,14 @@ def test_deliver_sends_the_stored_outputs_once_the_destination_is_back(node: Nod
 def test_the_failed_attempt_that_spends_the_schedule_ends_failed_and_queues_nothing(node: Node):
     with unreachable() as destination:
         receipt_id, token = node.receive(destination)
-        report.run(node.scored(receipt_id, token))  # attempt 1: the next in 2 s
+        deliver.run(node.scored(receipt_id, token))  # attempt 1: the next in 2 s
         (second,) = take_queued()
         sent_after = datetime.now(UTC)
-        deliver.run(*second.args)  # attempt 2: the next in 4 s
+        redeliver.run(*second.args)  # attempt 2: the next in 4 s
         (third,) = take_queued(sent_after)
         assert third.due_in(retry_delay(2, node.settings.delivery_max_backoff))
         assert node.receipt(receipt_id).attempts == 2
-        deliver.run(*third.args)  # attempt 3, after waits of 6 s in all: given up
+        redeliver.run(*third.args)  # attempt 3, after waits of 6 s in all: given up
     receipt = node.receipt(receipt_id)
     assert (receipt.state, receipt.attempts) == (State.FAILED, 3)
     assert receipt.reason.startswith(f"delivery to {destination} failed 3 times over 6 s: connection refused")
@@ -245,12 +245,12 @@ def test_the_failed_attempt_that_spends_the_schedule_ends_failed_and_queues_noth
 
 def test_without_a_destination_the_outputs_are_kept_and_nothing_is_sent(node: Node):
     receipt_id, token = node.receive(None)
-    report.run(node.scored(receipt_id, token))
+    deliver.run(node.scored(receipt_id, token))
     receipt = node.receipt(receipt_id)
     assert (receipt.state, receipt.attempts, receipt.global_score) == (State.SCORED, 0, node.result.global_score)
     assert receipt.reason == "no destination configured: outputs kept in the spool"
     assert len(node.stored_outputs(receipt_id)) == len(receipt.outputs) == 1
-    deliver.run(receipt_id, token)  # a delivery queued anyway has nowhere to go
+    redeliver.run(receipt_id, token)  # a delivery queued anyway has nowhere to go
     assert node.receipt(receipt_id) == receipt
     assert take_queued() == []
 
@@ -261,7 +261,7 @@ def test_a_report_of_a_superseded_chain_does_nothing(node: Node):
         node.journal.issue_token(receipt_id)  # the node restarted and queued the receipt again
         before = node.receipt(receipt_id)
         with pytest.raises(Ignore):
-            report.run(node.scored(receipt_id, old_token))
+            deliver.run(node.scored(receipt_id, old_token))
     assert node.receipt(receipt_id) == before
     assert received == [] and node.stored_outputs(receipt_id) == []
     assert take_queued() == []
@@ -270,12 +270,12 @@ def test_a_report_of_a_superseded_chain_does_nothing(node: Node):
 def test_a_delivery_of_a_superseded_chain_does_nothing(node: Node):
     with storage_scp(answer=OUT_OF_RESOURCES) as (destination, received):
         receipt_id, token = node.receive(destination)
-        report.run(node.scored(receipt_id, token))
+        deliver.run(node.scored(receipt_id, token))
         (stale,) = take_queued()
         node.journal.issue_token(receipt_id)  # the node restarted and queued the delivery again
         before = node.receipt(receipt_id)
         with pytest.raises(Ignore):
-            deliver.run(*stale.args)
+            redeliver.run(*stale.args)
     assert node.receipt(receipt_id) == before
-    assert len(received) == 1  # report's attempt alone
+    assert len(received) == 1  # deliver's attempt alone
     assert take_queued() == []
