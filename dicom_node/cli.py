@@ -303,7 +303,7 @@ def train(
     description = f"{data.resolve().name}: {len(tensors)} annotated images ({label} scores), {masked} lung masks"
     error_console.print(description)
 
-    def report(entry: EpochLog) -> None:
+    def print_epoch(entry: EpochLog) -> None:
         val = "" if entry.val_mae is None else f" val MAE {entry.val_mae:.3f}"
         fold = "" if entry.fold is None else f" fold {entry.fold + 1}"
         error_console.print(f"{entry.stage}{fold} epoch {entry.epoch}: loss {entry.loss:.4f}{val}")
@@ -335,7 +335,7 @@ def train(
         with progress:
             result = run_training(
                 tensors, out, config, select_device(device), resume=resume, training_data=description,
-                on_epoch=report, on_progress=show, init=init,
+                on_epoch=print_epoch, on_progress=show, init=init,
             )
     except (ValueError, FileNotFoundError, RuntimeError, InferenceError) as error:
         error_console.print(f"[red]cannot train:[/red] {error}")
