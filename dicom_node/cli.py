@@ -74,9 +74,15 @@ def serve(
     broker_url: BrokerOption = None,
 ) -> None:
     """Receive images (C-STORE), score frontal chest radiographs and send the results back."""
+    # This module composes the node (dicom_node) and the worker (worker); nothing else imports
+    # both. Imported here rather than at the top: `status` and `model-info` need no Celery or torch.
     from dicom_node.broker import BrokerError
+    from dicom_node.serve import Work
     from dicom_node.serve import serve as run
     from inference.errors import InferenceError
+    from worker.app import QUEUES, configure
+    from worker.process import run_worker, settings_for_queues
+    from worker.tasks import enqueue, enqueue_redelivery
 
     settings = _settings(
         config, ae_title=ae_title, host=host, port=port, spool=spool, allow=allow,
@@ -84,9 +90,18 @@ def serve(
         weights=weights, untrained=untrained, outputs=outputs,
         worker=False if no_worker else None, broker_url=broker_url,
     )
+    if settings.worker:
+        settings = settings_for_queues(settings, QUEUES)
+    work = Work(
+        connect=lambda url: configure(settings, url),
+        enqueue=enqueue,
+        enqueue_redelivery=enqueue_redelivery,
+        run_worker=(lambda _url: run_worker(settings, QUEUES)) if settings.worker else None,
+    )
     _logging()
     try:
-        run(settings)
+        settings.require_model()
+        run(settings, work)
     except (ConfigError, BrokerError, InferenceError) as error:
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
@@ -115,35 +130,39 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
-    from dicom_node.serve import check_model_settings, run_worker
     from inference.errors import InferenceError
+    from worker.app import INFERENCE_QUEUE, QUEUES, configure
+    from worker.process import run_worker, settings_for_queues
 
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
-    unknown = set(names) - {"node", "inference"}
+    unknown = set(names) - set(QUEUES)
     if not names or unknown:
         error_console.print(f"[red]unknown queue(s):[/red] {', '.join(sorted(unknown)) or 'none given'}")
         raise typer.Exit(2)
-    if "inference" in names and concurrency not in (None, 1):
+    if INFERENCE_QUEUE in names and concurrency not in (None, 1):
         error_console.print(
             "[red]--concurrency is for the node queue:[/red] an inference worker is one process per device "
             "(start one per GPU with --device; --batch-size sets how many images it scores at once)"
         )
         raise typer.Exit(2)
-    settings = _settings(
-        config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
-        node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
-        precision=precision, channels_last=channels_last, compile_network=compile_network,
+    settings = settings_for_queues(
+        _settings(
+            config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
+            node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
+            precision=precision, channels_last=channels_last, compile_network=compile_network,
+        ),
+        names,
     )
     try:
-        if "inference" in names:
-            check_model_settings(settings)
-        broker = settings.worker_broker_url()
+        if INFERENCE_QUEUE in names:
+            settings.require_model()
+        configure(settings, settings.worker_broker_url())
     except ConfigError as error:
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
     _logging()
     try:
-        status = run_worker(settings, broker, names)
+        status = run_worker(settings, names)
     except InferenceError as error:  # weights, device or run options
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error

@@ -146,6 +146,16 @@ class NodeSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
+    def require_model(self) -> None:
+        """Scoring needs weights, or an explicit ``untrained`` (outputs then say so): ConfigError."""
+        if self.weights is None and not self.untrained:
+            raise ConfigError(
+                "no model weights: give --weights PATH (or DICOM_NODE_WEIGHTS), or --untrained to run "
+                "a randomly initialised network whose outputs say UNTRAINED MODEL - DEMONSTRATION ONLY"
+            )
+        if self.weights is not None and not self.weights.is_file():
+            raise ConfigError(f"weights file not found: {self.weights}")
+
     @property
     def tls(self) -> bool:
         """Whether the SCP speaks DICOM TLS only."""

@@ -3,7 +3,8 @@
 Queue "node": prepare, deliver and redeliver (need the spool and the PACS network, run beside
 the node).
 Queue "inference": infer (needs only the broker; runs on GPU machines, a batch of images per
-forward pass). Late acknowledgement, prefetch 1 (an inference worker: its batch size) and
+forward pass). Late acknowledgement, prefetch 1 (an inference worker: its batch size,
+worker.process) and
 reject-on-worker-lost: a task whose worker dies is delivered again. Priorities
 order the work of each worker: results, then scoring, then preparing (below).
 """
@@ -15,7 +16,9 @@ from dicom_node.config import NodeSettings
 
 NODE_QUEUE = "node"
 INFERENCE_QUEUE = "inference"
+QUEUES = (NODE_QUEUE, INFERENCE_QUEUE)
 RESTORE_SWEEP_S = 5
+SETTINGS_KEY = "dicom_node_settings"  # the NodeSettings of this process's tasks (worker.runtime)
 # Message priorities (kombu's Redis transport: 0 first; its default steps 0, 3, 6, 9 are each a
 # list, and a worker pops every queue's priority-0 list before any priority-3 one). Finishing an
 # image comes before starting another: results (deliver, redeliver) first, then scoring, then
@@ -27,7 +30,7 @@ PREPARING_PRIORITY = 9
 
 app = Celery("dicom_node", include=["worker.tasks"])
 app.conf.update(
-    task_queues=(Queue(NODE_QUEUE), Queue(INFERENCE_QUEUE)),
+    task_queues=tuple(Queue(name) for name in QUEUES),
     task_default_queue=NODE_QUEUE,
     task_routes={
         "worker.tasks.prepare": {"queue": NODE_QUEUE},
@@ -46,12 +49,12 @@ app.conf.update(
 )
 
 
-def configure(settings: NodeSettings, broker_url: str, prefetch: int = 1) -> Celery:
-    """Point the app at ``broker_url`` with the settings' reliability options; a worker holds up to
-    ``prefetch`` unacknowledged tasks (an inference worker: its batch size). Returns the app."""
+def configure(settings: NodeSettings, broker_url: str) -> Celery:
+    """Point the app at ``broker_url`` with the settings' reliability options, and hand the
+    settings to the tasks of this process. Returns the app."""
     app.conf.update(
         broker_url=broker_url,
-        worker_prefetch_multiplier=prefetch,
+        **{SETTINGS_KEY: settings},
         # A task whose worker died unacknowledged is delivered again once it is older than the
         # visibility timeout; sweep for such tasks every few seconds rather than kombu's
         # default of about 100 s.

@@ -1,5 +1,6 @@
-"""Per-process state of a worker: its settings, journal connection and predictor (created
-lazily, once per process, after any fork)."""
+"""Per-process state of a worker: the settings :func:`worker.app.configure` handed it, and the
+journal connection, spool and predictor made from them (created lazily, once per process, after
+any fork)."""
 
 import logging
 import os
@@ -8,27 +9,22 @@ from pathlib import Path
 
 import numpy as np
 
-from dicom_node.config import NodeSettings, load_settings
+from dicom_node.config import NodeSettings
 from dicom_node.journal import Journal
 from dicom_node.spool import Spool
 from inference import Predictor
+from worker.app import SETTINGS_KEY, app
 
 log = logging.getLogger(__name__)
 WARM_UP_SIDE = 256  # the synthetic image of warm_up_predictor (resized to the model's input)
-_settings: NodeSettings | None = None
-
-
-def use_settings(settings: NodeSettings) -> None:
-    """Settings for the tasks of this process (set by ``dicom-node serve`` / ``worker``)."""
-    global _settings
-    _settings = settings
 
 
 def settings() -> NodeSettings:
-    global _settings
-    if _settings is None:
-        _settings = load_settings()
-    return _settings
+    """The settings this process's tasks run with (:func:`worker.app.configure`)."""
+    configured = app.conf.get(SETTINGS_KEY)
+    if configured is None:
+        raise RuntimeError("the worker's Celery app was not configured (worker.app.configure)")
+    return configured
 
 
 @cache

@@ -18,6 +18,7 @@ from dicom_node.outputs.common import (
     CONTENT_QUALIFICATION,
     MANUFACTURER,
     OutputKind,
+    add_model_as_contributing_equipment,
     copied_names_allowed,
     instance_number,
     output_uids,
@@ -100,4 +101,5 @@ def secondary_capture(
     reference.ReferencedSOPInstanceUID = header.SOPInstanceUID
     image.SourceImageSequence = [reference]
     _keep_lossy_history(header, source.transfer_syntax, image)
+    add_model_as_contributing_equipment(image, result.model)
     return image

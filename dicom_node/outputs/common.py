@@ -13,11 +13,12 @@ from pydicom.valuerep import validate_value
 
 from dicom_node.config import OutputKind
 from dicom_node.uids import derived_uid
-from inference import UNTRAINED_WARNING, BrixiaResult
+from inference import UNTRAINED_WARNING, BrixiaResult, ModelIdentity
 from inference.regions import MAX_GLOBAL_SCORE
 
 MANUFACTURER = "dicom-node"
 RESEARCH_ONLY = "RESEARCH USE ONLY - NOT FOR DIAGNOSIS"
+PROCESSING_EQUIPMENT = ("109102", "DCM", "Processing Equipment")  # CID 7005 Contributing Equipment Purposes
 CONTENT_QUALIFICATION = "RESEARCH"  # Content Qualification (0018,9004), SOP Common, PS3.3 C.12.1
 
 
@@ -160,3 +161,20 @@ def copied_names_allowed() -> Iterator[None]:
             "ignore", message=r"The string .* is unlikely to represent the intended person name"
         )
         yield
+
+
+def add_model_as_contributing_equipment(output: Dataset, model: ModelIdentity) -> None:
+    """Name the model in the output's Contributing Equipment Sequence (PS3.3 C.7.5.1, Table
+    C.7-8a) as processing equipment, beside the source's acquisition equipment and the library
+    that wrote the instance: manufacturer, model name, version, the weights' checksum as serial
+    number, and a description with their source (and the untrained warning)."""
+    purpose = Dataset()
+    purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = PROCESSING_EQUIPMENT
+    item = Dataset()
+    item.PurposeOfReferenceCodeSequence = [purpose]
+    item.Manufacturer = MANUFACTURER
+    item.ManufacturerModelName = model.name
+    item.SoftwareVersions = model.version
+    item.DeviceSerialNumber = model.weights_sha256
+    item.ContributionDescription = f"Scored by {model.label}. {RESEARCH_ONLY}."
+    output.ContributingEquipmentSequence = [*output.get("ContributingEquipmentSequence", []), item]

@@ -33,6 +33,7 @@ from pydicom.sr.coding import Code
 from dicom_node.outputs.common import (
     CONTENT_QUALIFICATION,
     MANUFACTURER,
+    add_model_as_contributing_equipment,
     copied_names_allowed,
     instance_number,
     output_uids,
@@ -153,6 +154,7 @@ def build_seg(output_source: OutputSource, result: BrixiaResult) -> hd.seg.Segme
         )
     seg.PatientOrientation = header.get("PatientOrientation")
     place_on_radiograph(seg, source)
+    add_model_as_contributing_equipment(seg, result.model)
     return seg
 
 

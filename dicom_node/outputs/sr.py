@@ -34,6 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicom_node.outputs.common import (
     CONTENT_QUALIFICATION,
     MANUFACTURER,
+    add_model_as_contributing_equipment,
     copied_names_allowed,
     instance_number,
     output_uids,
@@ -293,6 +294,7 @@ def build_sr(output_source: OutputSource, result: BrixiaResult) -> hd.sr.Compreh
             coding_schemes=[CODING_SCHEME],
             transfer_syntax_uid=ExplicitVRLittleEndian,
         )
+    add_model_as_contributing_equipment(document, result.model)
     document.ContentSequence = root.ContentSequence
     document.content[0].ContentSequence = root.ContentSequence
     return document

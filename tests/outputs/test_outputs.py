@@ -156,6 +156,23 @@ def test_outputs_copy_patient_and_study(name: str, built) -> None:
         assert UNTRAINED_WARNING in output.SeriesDescription  # the test model is untrained
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_name_the_model_as_contributing_equipment(name: str, built) -> None:
+    """PS3.3 C.7.5.1: the model is processing equipment of every output, beside the source's
+    acquisition equipment; its serial number is the weights' checksum."""
+    data = built(name)
+    model = data.result.model
+    for kind in OUTPUT_KINDS:
+        output = pydicom.dcmread(data.files[kind])
+        items = [item for item in output.ContributingEquipmentSequence if item.Manufacturer == "dicom-node"]
+        assert len(items) == 1, kind
+        (item,) = items
+        assert item.PurposeOfReferenceCodeSequence[0].CodeValue == "109102"
+        assert (item.ManufacturerModelName, item.SoftwareVersions) == (model.name, model.version)
+        assert item.DeviceSerialNumber == model.weights_sha256
+        assert UNTRAINED_WARNING in item.ContributionDescription and RESEARCH_ONLY in item.ContributionDescription
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
 def test_reference_header_keeps_identity_and_empties_broken_values() -> None:
     source = Dataset()

@@ -30,8 +30,7 @@ from dicom_node.retry_schedule import retry_delay
 from dicom_node.spool import Spool
 from inference import BrixiaResult, Predictor
 from tests.servers import LOOPBACK, free_port, redis_server, storage_scp, storescp_server
-from worker import runtime
-from worker.app import NODE_QUEUE, app, configure
+from worker.app import NODE_QUEUE, SETTINGS_KEY, app, configure
 from worker.messages import Scored
 from worker.serialization import encode_result
 from worker.tasks import deliver, redeliver
@@ -41,7 +40,7 @@ CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 OUT_OF_RESOURCES = 0xA700
 COMPUTE_S = 0.25  # what infer reports as the image's compute time
 GIVE_UP_AFTER_S = 6  # waits of 2 then 4 s: the third failed attempt spends the schedule
-CONFIGURED = ("broker_url", "worker_prefetch_multiplier", "broker_transport_options")  # by worker.app.configure
+CONFIGURED = ("broker_url", "broker_transport_options")  # by worker.app.configure
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NodeSettings:
     settings = NodeSettings(
         spool=tmp_path / "spool", untrained=True, outputs=["sr"], delivery_give_up_after=GIVE_UP_AFTER_S
     )
-    monkeypatch.setattr(runtime, "_settings", settings)
+    monkeypatch.setitem(app.conf, SETTINGS_KEY, settings)  # as worker.app.configure hands them
     return settings
 
 

@@ -10,13 +10,14 @@ from dicom_node.config import NodeSettings
 from dicom_node.journal import Journal, State
 from dicom_node.spool import Spool
 from worker import runtime
+from worker.app import SETTINGS_KEY, app
 from worker.tasks import prepare
 
 
 @pytest.fixture
 def spool(tmp_path, monkeypatch):
     settings = NodeSettings(spool=tmp_path / "spool", untrained=True)
-    monkeypatch.setattr(runtime, "_settings", settings)
+    monkeypatch.setitem(app.conf, SETTINGS_KEY, settings)  # as worker.app.configure hands them
     journal = Journal(settings.journal_path)
     yield Spool(settings.spool, journal)
     journal.close()

@@ -1,0 +1,40 @@
+"""Running a Celery worker in this process (``dicom-node worker``, and the embedded worker of
+``dicom-node serve``)."""
+
+import os
+
+from dicom_node.config import NodeSettings
+from worker import runtime
+from worker.app import INFERENCE_QUEUE, app
+from worker.tasks import take_batches
+
+
+def settings_for_queues(settings: NodeSettings, queues: tuple[str, ...]) -> NodeSettings:
+    """The settings a worker of ``queues`` runs with: one that also serves the node queue scores
+    one image at a time (prefetching a batch would hold node tasks back)."""
+    if INFERENCE_QUEUE in queues and len(queues) > 1:
+        return settings.model_copy(update={"batch_size": 1})
+    return settings
+
+
+def run_worker(settings: NodeSettings, queues: tuple[str, ...]) -> int:
+    """Run a Celery worker for ``queues`` in this process until it stops (the app configured
+    with :func:`worker.app.configure` and :func:`settings_for_queues` first); returns its exit
+    status.
+
+    A worker of the inference queue is this one process (the "solo" pool: the model and its
+    device belong to it; run one per GPU): it loads and warms its model first (an unusable weights
+    file raises here, before any task is taken) and takes up to ``batch_size`` prepared images per
+    forward pass, or one at a time when it also serves the node queue, whose tasks it would
+    otherwise hold back. A node-queue-only worker runs ``node_concurrency`` processes (one per CPU
+    core by default): decoding and building outputs scale with cores, one interpreter each."""
+    scoring = INFERENCE_QUEUE in queues
+    batch = runtime.warm_up_predictor().options.batch_size if scoring else 1
+    take_batches(batch, settings.batch_wait_ms / 1000)
+    pool, concurrency = ("solo", 1) if scoring else ("prefork", settings.node_concurrency or os.cpu_count() or 1)
+    worker = app.Worker(
+        queues=list(queues), concurrency=concurrency, pool=pool, loglevel="INFO", prefetch_multiplier=batch,
+        hostname=f"dicom-node-{'-'.join(queues)}-{os.getpid()}@%h",
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
