@@ -1,5 +1,7 @@
-"""The ``dicom-node`` command line (typer). Every serve/worker option is also a
-``DICOM_NODE_<NAME>`` environment variable and a key of the TOML file given by --config."""
+"""The ``dicom-node`` command line (typer): the commands of the node and of the model (status,
+model-info, import-weights, train, evaluate). The commands that compose the node with a worker
+(serve, worker, retry) are added by :mod:`worker.cli`, the entry point. Every serve/worker option
+is also a ``DICOM_NODE_<NAME>`` environment variable and a key of the TOML file given by --config."""
 
 import json
 import logging
@@ -19,16 +21,14 @@ error_console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or $DICOM_NODE_CONFIG)")]
 SpoolOption = Annotated[Path | None, typer.Option(help="spool folder: instances, outputs, journal")]
-BrokerOption = Annotated[
-    str | None, typer.Option(help="Celery broker, e.g. redis://broker:6379/0 (default: the node's own private one)")
-]
 WeightsOption = Annotated[Path | None, typer.Option(help="BS-Net weights file")]
 UntrainedOption = Annotated[
     bool | None, typer.Option("--untrained", help="score with an untrained network (demonstration only)")
 ]
 
 
-def _settings(config: Path | None, **overrides: object) -> NodeSettings:
+def settings_or_exit(config: Path | None, **overrides: object) -> NodeSettings:
+    """The settings, or the configuration error printed and exit status 2."""
     try:
         return load_settings(config, **overrides)
     except ConfigError as error:
@@ -36,7 +36,8 @@ def _settings(config: Path | None, **overrides: object) -> NodeSettings:
         raise typer.Exit(2) from error
 
 
-def _logging() -> None:
+def setup_logging() -> None:
+    """INFO to stderr; the libraries' noise kept down."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # per-module copy notes
     # each pixel decoder's traceback for an undecodable image: the receipt's reason names them all
@@ -46,128 +47,6 @@ def _logging() -> None:
 @app.callback()
 def main() -> None:
     """dicom-node: research use only, not for diagnosis."""
-
-
-@app.command()
-def serve(
-    config: ConfigOption = None,
-    ae_title: Annotated[str | None, typer.Option(help="our AE title")] = None,
-    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="DICOM port to listen on")] = None,
-    spool: SpoolOption = None,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option(help="known sender AET@ADDRESS or AET@NETWORK/PREFIX (repeat); default: anyone (warned)"),
-    ] = None,
-    destination: Annotated[str | None, typer.Option(help="where results go: AET@HOST:PORT")] = None,
-    tls_certificate: Annotated[Path | None, typer.Option(help="DICOM TLS: the node's certificate (PEM)")] = None,
-    tls_private_key: Annotated[Path | None, typer.Option(help="DICOM TLS: the node's private key (PEM)")] = None,
-    tls_ca: Annotated[
-        Path | None, typer.Option(help="DICOM TLS: accept only senders with a certificate signed by this CA (PEM)")
-    ] = None,
-    weights: WeightsOption = None,
-    untrained: UntrainedOption = None,
-    outputs: Annotated[
-        list[str] | None, typer.Option(help="outputs to build (repeat): sr, overlay, explainability, seg")
-    ] = None,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="do not run a worker in this process")] = False,
-    broker_url: BrokerOption = None,
-) -> None:
-    """Receive images (C-STORE), score frontal chest radiographs and send the results back."""
-    # This module composes the node (dicom_node) and the worker (worker); nothing else imports
-    # both. Imported here rather than at the top: `status` and `model-info` need no Celery or torch.
-    from dicom_node.broker import BrokerError
-    from dicom_node.serve import Work
-    from dicom_node.serve import serve as run
-    from inference.errors import InferenceError
-    from worker.app import QUEUES, configure
-    from worker.process import run_worker, settings_for_queues
-    from worker.tasks import enqueue, enqueue_redelivery
-
-    settings = _settings(
-        config, ae_title=ae_title, host=host, port=port, spool=spool, allow=allow,
-        destination=destination, tls_certificate=tls_certificate, tls_private_key=tls_private_key, tls_ca=tls_ca,
-        weights=weights, untrained=untrained, outputs=outputs,
-        worker=False if no_worker else None, broker_url=broker_url,
-    )
-    if settings.worker:
-        settings = settings_for_queues(settings, QUEUES)
-    work = Work(
-        connect=lambda url: configure(settings, url),
-        enqueue=enqueue,
-        enqueue_redelivery=enqueue_redelivery,
-        run_worker=(lambda _url: run_worker(settings, QUEUES)) if settings.worker else None,
-    )
-    _logging()
-    try:
-        settings.require_model()
-        run(settings, work)
-    except (ConfigError, BrokerError, InferenceError) as error:
-        error_console.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(2) from error
-
-
-@app.command()
-def worker(
-    queues: Annotated[str, typer.Option(help="comma-separated queues: node, inference")] = "node,inference",
-    concurrency: Annotated[
-        int | None, typer.Option(help="node queue only: worker processes (default: one per CPU core)")
-    ] = None,
-    config: ConfigOption = None,
-    spool: SpoolOption = None,
-    weights: WeightsOption = None,
-    untrained: UntrainedOption = None,
-    broker_url: BrokerOption = None,
-    device: Annotated[str | None, typer.Option(help="e.g. cuda:1 (default: the first GPU, else the CPU)")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="images per forward pass (default: 1 on the CPU, 32 on a GPU)")
-    ] = None,
-    batch_wait_ms: Annotated[int | None, typer.Option(help="longest wait for a batch to fill (ms)")] = None,
-    precision: Annotated[str | None, typer.Option(help="fp32 (default) or bf16 (autocast)")] = None,
-    channels_last: Annotated[bool | None, typer.Option(help="channels-last memory format (default: on)")] = None,
-    compile_network: Annotated[
-        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the network at start")
-    ] = None,
-) -> None:
-    """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
-    from inference.errors import InferenceError
-    from worker.app import INFERENCE_QUEUE, QUEUES, configure
-    from worker.process import run_worker, settings_for_queues
-
-    names = tuple(q.strip() for q in queues.split(",") if q.strip())
-    unknown = set(names) - set(QUEUES)
-    if not names or unknown:
-        error_console.print(f"[red]unknown queue(s):[/red] {', '.join(sorted(unknown)) or 'none given'}")
-        raise typer.Exit(2)
-    if INFERENCE_QUEUE in names and concurrency not in (None, 1):
-        error_console.print(
-            "[red]--concurrency is for the node queue:[/red] an inference worker is one process per device "
-            "(start one per GPU with --device; --batch-size sets how many images it scores at once)"
-        )
-        raise typer.Exit(2)
-    settings = settings_for_queues(
-        _settings(
-            config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
-            node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
-            precision=precision, channels_last=channels_last, compile_network=compile_network,
-        ),
-        names,
-    )
-    try:
-        if INFERENCE_QUEUE in names:
-            settings.require_model()
-        configure(settings, settings.worker_broker_url())
-    except ConfigError as error:
-        error_console.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(2) from error
-    _logging()
-    try:
-        status = run_worker(settings, names)
-    except InferenceError as error:  # weights, device or run options
-        error_console.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(2) from error
-    if status:
-        raise typer.Exit(status)
 
 
 @app.command()
@@ -181,7 +60,7 @@ def status(
     from dicom_node.journal import Journal
     from dicom_node.status import status_table
 
-    settings = _settings(config, spool=spool)
+    settings = settings_or_exit(config, spool=spool)
     if not settings.journal_path.is_file():
         error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
         raise typer.Exit(1)
@@ -190,46 +69,6 @@ def status(
         print(json.dumps([r.as_dict() for r in receipts], indent=2))
     else:
         console.print(status_table(receipts))
-
-
-@app.command()
-def retry(
-    receipts: Annotated[list[str] | None, typer.Argument(help="receipt ids (see dicom-node status)")] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="every receipt in state failed")] = False,
-    config: ConfigOption = None,
-    spool: SpoolOption = None,
-    broker_url: BrokerOption = None,
-) -> None:
-    """Send results again: stored outputs are re-sent, receipts that failed before scoring are scored again."""
-    from dicom_node.journal import Journal
-    from dicom_node.resend import resend
-    from worker.app import configure
-    from worker.tasks import enqueue, enqueue_redelivery
-
-    if not receipts and not failed:
-        error_console.print("name receipts, or --failed for every failed one")
-        raise typer.Exit(2)
-    settings = _settings(config, spool=spool, broker_url=broker_url)
-    if not settings.journal_path.is_file():
-        error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
-        raise typer.Exit(1)
-    try:
-        configure(settings, settings.worker_broker_url())
-    except ConfigError as error:
-        error_console.print(f"[red]cannot queue:[/red] {error}")
-        raise typer.Exit(2) from error
-    journal = Journal(settings.journal_path)
-    try:
-        done = resend(journal, receipts or [], failed, enqueue, enqueue_redelivery)
-    except Exception as error:  # the broker (kombu/redis) raises many types when it is down
-        error_console.print(f"[red]cannot queue:[/red] {error} (is the node or its broker running?)")
-        raise typer.Exit(2) from error
-    finally:
-        journal.close()
-    for item in done:
-        console.print(f"{item.receipt_id}  {item.action}  {item.detail}")
-    if not done:
-        console.print("nothing to retry")
 
 
 @app.command("model-info")

@@ -21,7 +21,7 @@ from dicom_node.tcp import LOOPBACK, listening
 from dicom_node.tcp import free_loopback_port as free_port
 from tests.conftest import REPO_ROOT, missing_installation, require_tool
 
-DICOM_NODE = [sys.executable, "-m", "dicom_node"]
+DICOM_NODE = [str(Path(sys.executable).with_name("dicom-node"))]  # the installed command
 DCMTK_NO_DELAY = {"TCP_NODELAY": "1"}  # DCMTK's run-time switch for TCP_NODELAY
 
 
