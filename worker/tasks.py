@@ -130,7 +130,8 @@ def _store_outputs(receipt_id: str, datasets: list[Dataset]) -> list[bytes]:
 
 
 def _delivery_failed(receipt: Receipt, destination: Destination, error: Exception) -> None:
-    """Journal a failed attempt; schedule the next one, or end in ``failed`` once the schedule is spent."""
+    """Journal a failed attempt; schedule the next one (its own chain token), or end in ``failed``
+    once the schedule is spent."""
     settings = runtime.settings()
     attempts = receipt.attempts + 1
     cap = settings.delivery_max_backoff
@@ -142,7 +143,9 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     reason = f"delivery attempt {attempts} failed: {error}; next attempt in {delay} s"
     runtime.journal().delivery_failed(receipt.id, attempts, reason)
     log.info("receipt %s: %s", receipt.id, reason)
-    enqueue_redelivery(receipt.id, receipt.task_token, countdown=delay)
+    # the next attempt gets a token of its own: should Redis hand out this task again (its worker
+    # died before acknowledging it), that copy is superseded instead of starting a second chain
+    enqueue_redelivery(receipt.id, runtime.journal().issue_token(receipt.id), countdown=delay)
 
 
 def _destination_of(receipt: Receipt) -> Destination | None:

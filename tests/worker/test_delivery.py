@@ -204,8 +204,25 @@ def test_a_failed_first_attempt_keeps_the_outputs_and_queues_the_next_one(node: 
     assert receipt.reason.endswith(f"; next attempt in {delay} s")
     assert len(node.stored_outputs(receipt_id)) == len(receipt.outputs) == 1
     (retry,) = take_queued(sent_after)
-    assert (retry.task, retry.args) == (redeliver.name, [receipt_id, token])
+    assert receipt.task_token != token  # the retry chain supersedes the deliver that scheduled it
+    assert (retry.task, retry.args) == (redeliver.name, [receipt_id, receipt.task_token])
     assert retry.due_in(delay)
+
+
+def test_a_deliver_run_again_after_scheduling_its_retry_starts_no_second_chain(node: Node):
+    """Redis delivers the deliver task again when its worker died after the failed attempt was
+    journaled and the next one queued: it must stop, not send, count and queue a second chain."""
+    with unreachable() as destination:
+        receipt_id, token = node.receive(destination)
+        message = node.scored(receipt_id, token)
+        deliver.run(message)
+        scheduled = node.receipt(receipt_id)
+        (retry,) = take_queued()
+        with pytest.raises(Ignore):
+            deliver.run(message)
+    assert node.receipt(receipt_id) == scheduled
+    assert take_queued() == []
+    assert retry.args == [receipt_id, scheduled.task_token]
 
 
 def test_deliver_sends_the_stored_outputs_once_the_destination_is_back(node: Node, tmp_path: Path):
