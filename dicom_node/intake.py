@@ -115,10 +115,11 @@ class Intake:
 
     def _room_for_one_more(self) -> bool:
         """Wait while ``max_in_flight`` images are queued for scoring; False when stopped meanwhile."""
-        if self.journal.count_in_states((State.QUEUED,)) < self.max_in_flight:
-            return True
-        log.info("%d images in flight (max_in_flight): new images wait until one is scored", self.max_in_flight)
+        waiting = False
         while self.journal.count_in_states((State.QUEUED,)) >= self.max_in_flight:
+            if not waiting:
+                log.info("%d images in flight (max_in_flight): new images wait until one is scored", self.max_in_flight)
+                waiting = True
             if self._stopped.wait(ROOM_POLL_S):
                 return False
         return True

@@ -1,8 +1,7 @@
 """``dicom-node serve``: the node process. Embedded default: a private, supervised Redis
 (:mod:`dicom_node.broker`); the work itself (queueing tasks, running a worker) is handed in by
 the composer (``worker.cli``, the command line), so that this package never reaches into
-``worker``. Exits
-non-zero when its worker or broker fails for good."""
+``worker``. Exits non-zero when its worker or broker fails for good."""
 
 import logging
 import os

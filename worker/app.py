@@ -4,9 +4,8 @@ Queue "node": prepare, deliver and redeliver (need the spool and the PACS networ
 the node).
 Queue "inference": infer (needs only the broker; runs on GPU machines, a batch of images per
 forward pass). Late acknowledgement, prefetch 1 (an inference worker: its batch size,
-worker.process) and
-reject-on-worker-lost: a task whose worker dies is delivered again. Priorities
-order the work of each worker: results, then scoring, then preparing (below).
+worker.process) and reject-on-worker-lost: a task whose worker dies is delivered again.
+Priorities order the work of each worker: results, then scoring, then preparing (below).
 """
 
 from celery import Celery
