@@ -28,6 +28,7 @@ import json
 import platform
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,7 @@ SECONDS_PER_BATCH = 120.0  # then at most this per batch
 POLL_S = 0.002  # how often the report lists are counted
 BATCH_LOGGED = re.compile(r"infer: a batch of (\d+)")
 SCORED_LOGGED = re.compile(r"infer: receipt \S+ scored")
+PHASES_LOGGED = re.compile(r"infer: \d+ scored: decode (\d+) ms, network (\d+) ms, encode (\d+) ms")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Fed:
     batches: list[int]  # batch sizes in the worker's log, in order
     scored: int  # receipts the worker logged as scored
     message_bytes: int  # one Prepared message's JSON
+    phases: list[tuple[int, int, int]]  # per batch, as logged: decode, network, encode (ms)
 
     @property
     def first_batch(self) -> int:
@@ -221,7 +224,22 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path) -> Fed:
     text = log.read_text(errors="replace")
     batches_logged = [int(size) for size in BATCH_LOGGED.findall(text)]
     scored = len(SCORED_LOGGED.findall(text))
-    return Fed(setup.images, first - started, last - first, batches_logged, scored, message_bytes)
+    phases = [(int(d), int(n), int(e)) for d, n, e in PHASES_LOGGED.findall(text)]
+    return Fed(setup.images, first - started, last - first, batches_logged, scored, message_bytes, phases)
+
+
+def phase_summary(fed: Fed) -> str:
+    """Median decode, network and encode ms per batch as the worker logged them (warm-up and first
+    batch left out), and the rest of each batch's share of the span (broker, Celery, queueing results)."""
+    timed_batches = fed.phases[1:]
+    if not timed_batches:
+        return "not logged"
+    decode, network, encode = (statistics.median(column) for column in zip(*timed_batches, strict=True))
+    per_batch_ms = fed.span_s * 1e3 / len(timed_batches)
+    rest = per_batch_ms - decode - network - encode
+    return (f"decode {decode:.0f} ms, network {network:.0f} ms, encode {encode:.0f} ms (medians of "
+            f"{len(timed_batches)} batches); span / batches {per_batch_ms:.0f} ms, so about {rest:.0f} ms per batch "
+            f"elsewhere (taking messages, Celery, queueing results)")
 
 
 def batch_summary(batches: list[int]) -> str:
@@ -264,6 +282,7 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
         f"(model load, warm-up{', compile' if setup.compiled else ''}, first batch); {fed.scored} of "
         f"{setup.images} logged as scored",
         f"- Batches the worker logged: {batch_summary(fed.batches)}",
+        f"- The worker's time per batch: {phase_summary(fed)}",
         f"- **Broker-fed / network alone = {ratio:.2f}** ({verdict(setup, ratio)})",
         "- Not measured: the prepare and report stages (no DICOM decoding, no outputs, no journal, no PACS: "
         "the report messages are only counted in Redis, never consumed), a broker on another machine, more "

@@ -44,11 +44,11 @@ def region_label_map(output: BSNetOutput, mask: torch.Tensor) -> torch.Tensor:
     position = aligned_positions(output.theta, size).clamp(0.0, 1.0)
     x01, y01 = position[..., 0], position[..., 1]
     labels = torch.zeros(batch, size, size, dtype=torch.uint8, device=mask.device)
-    for index, region in enumerate(REGIONS):
+    for index, region in enumerate(REGIONS):  # torch.where, not a boolean index: no device sync
         top, bottom = region.label_rows
         in_rows = (y01 >= top) & ((y01 < bottom) | (bottom >= 1.0))
         in_cols = (x01 < 0.5) if region.lung == "right" else (x01 >= 0.5)
-        labels[in_rows & in_cols & mask] = index + 1
+        labels = torch.where(in_rows & in_cols & mask, index + 1, labels)
     return labels
 
 

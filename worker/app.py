@@ -3,7 +3,7 @@
 Queue "node": prepare, deliver and redeliver (need the spool and the PACS network, run beside
 the node).
 Queue "inference": infer (needs only the broker; runs on GPU machines, a batch of images per
-forward pass). Late acknowledgement, prefetch 1 (an inference worker: its batch size,
+forward pass). Late acknowledgement, prefetch 1 (an inference worker: two batches,
 worker.process) and reject-on-worker-lost: a task whose worker dies is delivered again.
 Priorities order the work of each worker: results, then scoring, then preparing (below).
 """

@@ -22,18 +22,26 @@ def run_worker(settings: NodeSettings, queues: tuple[str, ...]) -> int:
     with :func:`worker.app.configure` and :func:`settings_for_queues` first); returns its exit
     status.
 
-    A worker of the inference queue is this one process (the "solo" pool: the model and its
-    device belong to it; run one per GPU): it loads and warms its model first (an unusable weights
-    file raises here, before any task is taken) and takes up to ``batch_size`` prepared images per
-    forward pass, or one at a time when it also serves the node queue, whose tasks it would
-    otherwise hold back. A node-queue-only worker runs ``node_concurrency`` processes (one per CPU
-    core by default): decoding and building outputs scale with cores, one interpreter each."""
+    A worker of the inference queue alone runs its tasks on one thread beside Celery's consumer
+    (the "threads" pool, one thread: the model and its device belong to this process; run one per
+    GPU, since CUDA cannot be forked), and prefetches two batches, so that the next batch's
+    messages arrive while the device scores this one. It loads and warms its model first (an
+    unusable weights file raises here, before any task is taken) and takes up to ``batch_size``
+    prepared images per forward pass. A worker that serves both queues scores one image at a time
+    in the consumer's own thread ("solo"), so that it holds no node task back. A node-queue-only
+    worker runs ``node_concurrency`` processes (one per CPU core by default): decoding and
+    building outputs scale with cores, one interpreter each."""
     scoring = INFERENCE_QUEUE in queues
     batch = runtime.warm_up_predictor().options.batch_size if scoring else 1
     take_batches(batch, settings.batch_wait_ms / 1000)
-    pool, concurrency = ("solo", 1) if scoring else ("prefork", settings.node_concurrency or os.cpu_count() or 1)
+    if queues == (INFERENCE_QUEUE,):
+        pool, concurrency, prefetch = "threads", 1, 2 * batch
+    elif scoring:
+        pool, concurrency, prefetch = "solo", 1, batch
+    else:
+        pool, concurrency, prefetch = "prefork", settings.node_concurrency or os.cpu_count() or 1, 1
     worker = app.Worker(
-        queues=list(queues), concurrency=concurrency, pool=pool, loglevel="INFO", prefetch_multiplier=batch,
+        queues=list(queues), concurrency=concurrency, pool=pool, loglevel="INFO", prefetch_multiplier=prefetch,
         hostname=f"dicom-node-{'-'.join(queues)}-{os.getpid()}@%h",
     )
     worker.start()

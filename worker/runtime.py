@@ -4,6 +4,7 @@ any fork)."""
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def _predictor_for(pid: int) -> Predictor:
 def predictor() -> Predictor:
     """This process's BS-Net predictor (inference-queue tasks only)."""
     return _predictor_for(os.getpid())
+
+
+@cache
+def _codec_threads_for(pid: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="codec")
+
+
+def codec_threads() -> ThreadPoolExecutor:
+    """Threads that decode and encode one batch's messages in parallel (base64, zlib and numpy
+    release the GIL for most of that work); one per core, for this process."""
+    return _codec_threads_for(os.getpid())
 
 
 def warm_up_predictor() -> Predictor:

@@ -14,17 +14,27 @@ from inference.preprocessing import PreparedImage
 from inference.result import BrixiaResult, ModelIdentity
 
 
-def encode_array(array: np.ndarray) -> dict[str, Any]:
-    array = np.ascontiguousarray(array)
+def encode_array(array: np.ndarray, compress: bool = True) -> dict[str, Any]:
+    """``array`` as base64 text, zlib-compressed unless ``compress`` is False (for data that
+    compresses poorly, where zlib costs more time than the bytes it saves)."""
+    data = np.ascontiguousarray(array).tobytes()
     return {
         "dtype": array.dtype.str,
         "shape": list(array.shape),
-        "data": base64.b64encode(zlib.compress(array.tobytes(), 3)).decode("ascii"),
+        "compression": "zlib" if compress else "none",
+        "data": base64.b64encode(zlib.compress(data, 3) if compress else data).decode("ascii"),
     }
 
 
 def decode_array(message: dict[str, Any]) -> np.ndarray:
-    data = zlib.decompress(base64.b64decode(message["data"]))
+    """The array of :func:`encode_array`; no "compression" key means zlib (messages queued by a
+    node before this key existed)."""
+    data = base64.b64decode(message["data"])
+    compression = message.get("compression", "zlib")
+    if compression == "zlib":
+        data = zlib.decompress(data)
+    elif compression != "none":
+        raise ValueError(f"array compression {compression!r} is not known here (zlib or none)")
     return np.frombuffer(data, dtype=np.dtype(message["dtype"])).reshape(message["shape"]).copy()
 
 
@@ -79,11 +89,11 @@ def _model_input_codes(model_input: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def encode_prepared(prepared: PreparedImage) -> dict[str, Any]:
-    """Model input (as its equalisation codes and divisor, exactly) and mapping: all the
-    inference worker needs."""
+    """Model input (as its equalisation codes and divisor, exactly; uncompressed: equalised codes
+    are nearly incompressible) and mapping: all the inference worker needs."""
     codes, divisor = _model_input_codes(prepared.model_input)
     return {
-        "model_input_codes": encode_array(codes),
+        "model_input_codes": encode_array(codes, compress=False),
         "model_input_divisor": divisor,
         "mapping": _encode_mapping(prepared.mapping),
     }

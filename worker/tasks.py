@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import pydicom
 from celery.exceptions import Ignore
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 from pydicom.dataset import Dataset
 
 from dicom_node.config import Destination
@@ -23,6 +23,7 @@ from dicom_node.retry_schedule import gives_up, retry_delay, waited
 from inference.preprocessing import prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
+from worker.batching import FillWhileScoring
 from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
@@ -86,16 +87,25 @@ def take_batches(size: int, wait_s: float) -> None:
 
 def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
     """Score the prepared images in one forward pass, each image's compute time its share of the
-    pass. Should the batch fail, each image is scored alone, so that an image the network cannot
-    take fails on its own (its reason names the stage and cause) and the others are scored."""
-    predictor = runtime.predictor()
+    decoding and the pass; messages are decoded and encoded on :func:`worker.runtime.codec_threads`.
+    Should the batch fail, each image is scored alone, so that an image the network cannot take
+    fails on its own (its reason names the stage and cause) and the others are scored."""
+    predictor, threads = runtime.predictor(), runtime.codec_threads()
     try:
         started = time.perf_counter()
-        results = predictor.predict_batch([decode_prepared(message.prepared) for message in incoming])
-        share = (time.perf_counter() - started) / len(incoming)
+        images = list(threads.map(decode_prepared, [message.prepared for message in incoming]))
+        decoded = time.perf_counter()
+        results = predictor.predict_batch(images)
+        scored = time.perf_counter()
+        encoded = list(threads.map(encode_result, results))
+        log.info(
+            "infer: %d scored: decode %.0f ms, network %.0f ms, encode %.0f ms",
+            len(incoming), (decoded - started) * 1e3, (scored - decoded) * 1e3, (time.perf_counter() - scored) * 1e3,
+        )
+        share = (scored - started) / len(incoming)
         return [
-            Scored(message.receipt_id, message.token, encode_result(result), message.compute_s + share)
-            for message, result in zip(incoming, results, strict=True)
+            Scored(message.receipt_id, message.token, result, message.compute_s + share)
+            for message, result in zip(incoming, encoded, strict=True)
         ]
     except Exception as error:
         if len(incoming) == 1:
@@ -105,7 +115,9 @@ def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
         return [outcome for message in incoming for outcome in _score([message])]
 
 
-@app.task(name="worker.tasks.infer", base=Batches, priority=SCORING_PRIORITY, flush_every=1, flush_interval=0.02)
+@app.task(
+    name="worker.tasks.infer", base=FillWhileScoring, priority=SCORING_PRIORITY, flush_every=1, flush_interval=0.02
+)
 def infer(requests: list[SimpleRequest]) -> None:
     """Run BS-Net on the prepared images waiting in the inference queue (up to the worker's batch
     size, or what came within its batch wait) in one forward pass, and queue each image's outcome

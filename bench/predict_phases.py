@@ -1,0 +1,109 @@
+"""Where ``Predictor.predict_batch`` spends a batch's time, phase by phase (issue 13: the broker-fed
+GPU worker was bound by this, not by the forward pass).
+
+Phases, each timed to a device synchronisation: the batch to the device, the forward pass, the
+score probabilities, the lung mask, the region label map and the explainability maps (each
+computed on the device, then copied to the host), and building the per-image results; then the
+whole ``predict_batch`` for comparison, and copying the maps to pinned host memory, or as float16,
+instead.
+Median of ``--repeats`` runs after warm-up; prepared images of the Fuji chest CR, untrained weights.
+
+    .venv/bin/python bench/predict_phases.py [--device cuda] [--batch-size 32] [--precision bf16]
+        [--compile] [--repeats 5] [--write docs/benchmarks.md]
+"""
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import pydicom  # noqa: E402
+import torch  # noqa: E402
+
+from bench.common import machine, publish  # noqa: E402
+from inference import Predictor  # noqa: E402
+from inference.explainability import explainability_maps, lung_mask, region_label_map  # noqa: E402
+from inference.preprocessing import prepare_dataset  # noqa: E402
+from tests.conftest import FUJI_CR, require_path  # noqa: E402
+
+WARMUP = 2
+
+
+def median_ms(run: Callable[[], object], repeats: int, synchronise: Callable[[], None]) -> float:
+    for _ in range(WARMUP):
+        run()
+    synchronise()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronise()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write", help="append the results to this markdown file")
+    args = parser.parse_args()
+    predictor = Predictor(
+        allow_untrained=True, device=args.device, batch_size=args.batch_size, precision=args.precision,
+        compiled=args.compile,
+    )
+    cuda = predictor.device.type == "cuda"
+    synchronise = torch.cuda.synchronize if cuda else (lambda: None)
+    prepared = [prepare_dataset(pydicom.dcmread(require_path(FUJI_CR)))] * args.batch_size
+    inputs = predictor._inputs(prepared)
+    bf16 = args.precision == "bf16"
+
+    def forward() -> object:
+        with torch.inference_mode(), torch.autocast(predictor.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return predictor.network(inputs)
+
+    output = forward()
+    with torch.inference_mode():
+        masks = lung_mask(output)
+        maps = explainability_maps(output, predictor.input_size)
+        pinned = torch.empty(maps.shape, dtype=maps.dtype, pin_memory=cuda)
+        phases = {
+            "batch to the device": lambda: predictor._inputs(prepared),
+            "forward pass": forward,
+            "score probabilities to the host": lambda: output.score_probabilities.float().cpu(),
+            "lung mask, computed and to the host": lambda: lung_mask(output).cpu(),
+            "region label map, computed and to the host": lambda: region_label_map(output, masks).cpu(),
+            "explainability maps, computed": lambda: explainability_maps(output, predictor.input_size),
+            "explainability maps to the host (pageable)": lambda: maps.float().cpu(),
+            "explainability maps to the host (pinned)": lambda: pinned.copy_(maps),
+            "explainability maps to the host as float16, widened there": lambda: maps.half().cpu().float(),
+            "predict_batch, whole": lambda: predictor.predict_batch(prepared),
+        }
+        rows = [f"| {name} | {median_ms(run, args.repeats, synchronise):.1f} |" for name, run in phases.items()]
+    device = torch.cuda.get_device_name(predictor.device) if cuda else "CPU"
+    publish("\n".join([
+        f"### Predictor.predict_batch phase by phase, {datetime.date.today().isoformat()}",
+        "",
+        f"Machine: {machine()}, Python {platform.python_version()}, torch {torch.__version__}; device {device}; "
+        f"{predictor.options.describe()}; median of {args.repeats} runs after {WARMUP} warm-up runs. Command: "
+        f"`.venv/bin/python bench/predict_phases.py {' '.join(sys.argv[1:])}`.",
+        "",
+        f"| phase (batch of {args.batch_size}) | ms |",
+        "|---|---|",
+        *rows,
+        "",
+    ]), args.write)
+
+
+if __name__ == "__main__":
+    main()
