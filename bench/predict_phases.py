@@ -15,10 +15,7 @@ Median of ``--repeats`` runs after warm-up; prepared images of the Fuji chest CR
 import argparse
 import datetime
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,25 +25,11 @@ import pydicom  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import machine, publish  # noqa: E402
+from bench.inference import WARMUP, timed  # noqa: E402
 from inference import Predictor  # noqa: E402
 from inference.explainability import explainability_maps, lung_mask, region_label_map  # noqa: E402
 from inference.preprocessing import prepare_dataset  # noqa: E402
 from tests.conftest import FUJI_CR, require_path  # noqa: E402
-
-WARMUP = 2
-
-
-def median_ms(run: Callable[[], object], repeats: int, synchronise: Callable[[], None]) -> float:
-    for _ in range(WARMUP):
-        run()
-    synchronise()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronise()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
 
 
 def main() -> None:
@@ -89,7 +72,7 @@ def main() -> None:
             "explainability maps to the host as float16, widened there": lambda: maps.half().cpu().float(),
             "predict_batch, whole": lambda: predictor.predict_batch(prepared),
         }
-        rows = [f"| {name} | {median_ms(run, args.repeats, synchronise):.1f} |" for name, run in phases.items()]
+        rows = [f"| {name} | {timed(run, args.repeats, synchronise) * 1e3:.1f} |" for name, run in phases.items()]
     device = torch.cuda.get_device_name(predictor.device) if cuda else "CPU"
     publish("\n".join([
         f"### Predictor.predict_batch phase by phase, {datetime.date.today().isoformat()}",

@@ -58,6 +58,9 @@ def configure(settings: NodeSettings, broker_url: str) -> Celery:
         # visibility timeout; sweep for such tasks every few seconds rather than kombu's
         # default of about 100 s.
         broker_transport_options={
+            # message bodies (JSON) kept as text: kombu's default base64 adds a third to every
+            # prepared image and a decode under the GIL per message (docs/benchmarks.md)
+            "body_encoding": "utf-8",
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": RESTORE_SWEEP_S,
             "unacked_restore_throttle": 1,

@@ -22,15 +22,14 @@ from typing import Any
 import pydicom
 import pytest
 from celery.exceptions import Ignore
-from kombu import pools
 
 from dicom_node.config import Destination, NodeSettings
 from dicom_node.journal import Journal, Receipt, State
 from dicom_node.retry_schedule import retry_delay
 from dicom_node.spool import Spool
 from inference import BrixiaResult, Predictor
-from tests.servers import LOOPBACK, free_port, redis_server, storage_scp, storescp_server
-from worker.app import NODE_QUEUE, SETTINGS_KEY, app, configure
+from tests.servers import LOOPBACK, free_port, storage_scp, storescp_server
+from worker.app import NODE_QUEUE, SETTINGS_KEY, app
 from worker.messages import Scored
 from worker.serialization import encode_result
 from worker.tasks import deliver, redeliver
@@ -40,7 +39,6 @@ CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 OUT_OF_RESOURCES = 0xA700
 COMPUTE_S = 0.25  # what infer reports as the image's compute time
 GIVE_UP_AFTER_S = 6  # waits of 2 then 4 s: the third failed attempt spends the schedule
-CONFIGURED = ("broker_url", "broker_transport_options")  # by worker.app.configure
 
 
 @dataclass(frozen=True)
@@ -120,20 +118,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NodeSettings:
     )
     monkeypatch.setitem(app.conf, SETTINGS_KEY, settings)  # as worker.app.configure hands them
     return settings
-
-
-@pytest.fixture
-def broker(settings: NodeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A redis-server that the app sends to (worker.app.configure), with connection pools made for
-    it; the app's configuration and pools as they were, after."""
-    for key in CONFIGURED:
-        monkeypatch.setitem(app.conf, key, app.conf[key])
-    monkeypatch.setattr(app, "_pool", None)  # made on first use, for the broker of that time
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    with redis_server(tmp_path / "redis") as url:
-        configure(settings, url)
-        yield url
-        pools.reset()  # close this broker's connections before it stops
 
 
 @pytest.fixture

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prepare, on this machine, what a lent GPU machine needs to run the node's GPU benchmarks
+# (bench/gpu_session.sh): its Python (3.12, with torch) lacks the node's other packages and
+# redis-server, and it reaches no package registry. Writes .device/ (ignored by git; carry it):
+#   .device/whl/   wheels of every installed package the GPU image lacks, for CPython 3.12
+#   .device/bin/   redis-server, a wrapper around .device/lib/redis-server.real and its libraries
+#   .device/data/  the Fuji chest CR the benchmarks prepare (from ../shared/data)
+# Usage, from the repository root: bash bench/gpu_kit.sh   (needs .venv, pip's registry, redis-server)
+set -euo pipefail
+KIT=.device
+# Installed here and not in the GPU machines' image (the device tool's KINDS.md lists that image).
+MISSING=(amqp annotated-types billiard celery celery-batches click-didyoumean click-plugins click-repl
+         highdicom kombu prompt_toolkit pydantic pydantic-settings pydantic_core pydicom pyjpegls pylibjpeg
+         pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle pynetdicom python-dotenv redis typing_extensions
+         typing-inspection tzlocal vine wcwidth)
+mkdir -p "$KIT/whl" "$KIT/bin" "$KIT/lib" "$KIT/data/dicom"
+pins=()
+for name in "${MISSING[@]}"; do
+    pins+=("$(.venv/bin/pip freeze | grep -i "^${name//[-_]/[-_]}==")")
+done
+platforms=()
+for n in 17 24 27 28 31 34 35; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
+.venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux2014_x86_64 "${platforms[@]}" -d "$KIT/whl" "${pins[@]}"
+server=$(command -v redis-server)
+cp "$server" "$KIT/lib/redis-server.real"
+ldd "$server" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' \
+    | xargs -I{} cp -L {} "$KIT/lib/"
+cat > "$KIT/bin/redis-server" <<'WRAPPER'
+#!/bin/sh
+here=$(dirname "$(readlink -f "$0")")/../lib
+LD_LIBRARY_PATH="$here" exec "$here/redis-server.real" "$@"
+WRAPPER
+chmod +x "$KIT/bin/redis-server"
+cp "${DICOM_NODE_SHARED_DATA:-../shared/data}/dicom/cr_mono1_explicit_fuji_small.dcm" "$KIT/data/dicom/"
+du -sh "$KIT"

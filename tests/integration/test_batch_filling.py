@@ -1,0 +1,52 @@
+"""While the inference worker scores a batch, the images that arrive wait and go to the device as
+the next batch, instead of each being queued as a batch of its own (issue 13; worker.batching).
+
+The worker scores on one thread beside its consumer, which keeps taking messages. One image is
+queued and the worker starts scoring it; three more arrive one by one, each after the batch wait
+has passed, while that first image is still being scored. They must be scored as one batch of 3."""
+
+import re
+import time
+
+import pydicom
+
+from dicom_node.config import NodeSettings
+from inference.preprocessing import prepare_dataset
+from tests.servers import node_process, wait_until
+from worker.app import configure
+from worker.messages import Prepared
+from worker.serialization import encode_prepared
+from worker.tasks import infer
+
+BATCH_WAIT_MS = 20
+GAP_S = 0.1  # between the later images: five times the batch wait
+
+
+def _log(path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_images_arriving_while_a_batch_is_scored_make_the_next_batch(tmp_path, broker_url, fuji_cr):
+    app = configure(NodeSettings(untrained=True), broker_url)
+    prepared = encode_prepared(prepare_dataset(pydicom.dcmread(fuji_cr)))
+
+    def queue(index: int) -> None:
+        infer.delay(Prepared(f"receipt-{index}", "token", prepared, 0.0).to_json())
+
+    log = tmp_path / "worker" / "inference.log"
+    arguments = [
+        "--queues", "inference", "--untrained", "--broker-url", broker_url, "--spool", str(tmp_path / "spool"),
+        "--batch-size", "4", "--batch-wait-ms", str(BATCH_WAIT_MS),
+    ]
+    try:
+        queue(0)
+        with node_process(tmp_path / "worker", arguments, "worker", log_name="inference"):
+            wait_until(lambda: "infer: a batch of 1" in _log(log), 300, "the first image's batch")
+            for index in (1, 2, 3):
+                time.sleep(GAP_S)
+                queue(index)
+            assert "infer: 1 scored" not in _log(log), "inconclusive: the first image was scored before the rest came"
+            wait_until(lambda: _log(log).count("infer: receipt") == 4, 300, "every image scored")
+    finally:
+        app.pool.force_close_all()
+    assert re.findall(r"infer: a batch of (\d+)", _log(log)) == ["1", "3"], _log(log)
