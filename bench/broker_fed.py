@@ -7,17 +7,19 @@
    The predictor is freed before step 2.
 2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N ``Prepared``
    messages of that image published to the inference queue (``worker.tasks.infer.delay``) before
-   the worker starts; then ``dicom-node worker --queues inference --untrained`` at batch size B as
-   a subprocess, with nothing consuming the "node" queue, where its report messages pile up
-   (every priority list of it is counted). Throughput = (N - the first batch) / (time from the
-   first report message in Redis to the N-th), so that the worker's start (model load, warm-up,
-   compile) and the first batch's wait are left out; the start is reported apart.
+   the workers start; then ``--workers`` W (default 1) ``dicom-node worker --queues inference
+   --untrained`` processes at batch size B on the same device, with nothing consuming the "node"
+   queue, where their report messages pile up (every priority list of it is counted).
+   Throughput = (N - the reports already there) / (the time from the first report message once
+   every worker consumes to the N-th), so that the workers' start (model load, warm-up, compile)
+   and the first batch's wait are left out; the start is reported apart.
 
 Ratio = broker-fed / network alone (goal >= 0.8 on a GPU at the configured batch size); also the
-batch sizes the worker logged ("infer: a batch of N").
+batch sizes the workers logged ("infer: a batch of N") and their time per batch.
 
     .venv/bin/python bench/broker_fed.py [--device cuda] [--batch-size B] [--batch-wait-ms 20]
-        [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--write docs/benchmarks.md]
+        [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--workers 1]
+        [--write docs/benchmarks.md]
 """
 
 import argparse
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +69,7 @@ SECONDS_PER_BATCH = 120.0  # then at most this per batch
 POLL_S = 0.002  # how often the report lists are counted
 BATCH_LOGGED = re.compile(r"infer: a batch of (\d+)")
 SCORED_LOGGED = re.compile(r"infer: receipt \S+ scored")
+READY_LOGGED = re.compile(r"@\S+ ready\.")  # Celery's "<worker name> ready." once it consumes
 PHASES_LOGGED = re.compile(r"infer: \d+ scored: decode (\d+) ms, network (\d+) ms, encode (\d+) ms")
 
 
@@ -80,28 +84,27 @@ class Setup:
     compiled: bool
     images: int
     repeats: int
+    workers: int
 
 
 @dataclass(frozen=True)
 class Fed:
-    """What the broker-fed worker did."""
+    """What the broker-fed workers did. Throughput is counted from the window's start: the first
+    report message in Redis once every worker is consuming (its model loaded, warmed, compiled)."""
 
     images: int  # report messages waited for (N)
-    start_s: float  # worker start to its first report message in Redis
-    span_s: float  # first report message to the last
-    batches: list[int]  # batch sizes in the worker's log, in order
-    scored: int  # receipts the worker logged as scored
+    start_s: float  # workers started to the window's start
+    counted_from: int  # report messages in Redis at the window's start
+    span_s: float  # the window's start to the last report message
+    batches: list[int]  # batch sizes in the workers' logs, each worker's in order
+    scored: int  # receipts the workers logged as scored
     message_bytes: int  # one Prepared message's JSON
-    phases: list[tuple[int, int, int]]  # per batch, as logged: decode, network, encode (ms)
-
-    @property
-    def first_batch(self) -> int:
-        return self.batches[0] if self.batches else 0
+    phases: list[tuple[int, int, int]]  # per batch but each worker's first, as logged: decode, network, encode (ms)
 
     @property
     def rate(self) -> float:
-        """Images/s after the first batch: (N - the first batch) / the span of the report messages."""
-        return (self.images - self.first_batch) / self.span_s
+        """Images/s in the window: (N - the reports at its start) / its span."""
+        return (self.images - self.counted_from) / self.span_s
 
 
 def parse_arguments() -> tuple[Setup, str | None]:
@@ -114,15 +117,16 @@ def parse_arguments() -> tuple[Setup, str | None]:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (both measurements)")
     parser.add_argument("--images", type=int, help=f"messages published (default {IMAGES_PER_BATCH} x batch size)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"network-alone runs (default {REPEATS})")
+    parser.add_argument("--workers", type=int, default=1, help="inference worker processes on the device (default 1)")
     parser.add_argument("--write", help="append the results to this markdown file")
     args = parser.parse_args()
     device = select_device(args.device)
     batch = args.batch_size if args.batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
-    images = args.images or IMAGES_PER_BATCH * batch
-    if batch < 1 or images < 2 * batch or args.repeats < 1 or args.batch_wait_ms < 0:
-        parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1 and "
-                     "--batch-wait-ms >= 0")
-    setup = Setup(device, batch, args.batch_wait_ms, args.precision, args.compile, images, args.repeats)
+    images = args.images or IMAGES_PER_BATCH * batch * max(args.workers, 1)
+    if batch < 1 or images < 2 * batch or args.repeats < 1 or args.batch_wait_ms < 0 or args.workers < 1:
+        parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1, "
+                     "--batch-wait-ms >= 0 and --workers >= 1")
+    setup = Setup(device, batch, args.batch_wait_ms, args.precision, args.compile, images, args.repeats, args.workers)
     return setup, args.write
 
 
@@ -187,23 +191,24 @@ def log_tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"
 
 
-def wait_for_reports(
-    client: redis.Redis, worker: subprocess.Popen, log: Path, count: int, timeout: float
+def read_log(log: Path) -> str:
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
+def wait_for(
+    done: Callable[[], bool], workers: list[subprocess.Popen], logs: list[Path], what: str, timeout: float
 ) -> float:
-    """Poll until at least ``count`` report messages are in Redis; returns perf_counter() then.
-    Fails if the worker exits or ``timeout`` seconds pass first."""
-    keys = report_keys()
+    """Poll ``done`` until it holds; returns perf_counter() then. Fails if a worker exits or
+    ``timeout`` seconds pass first."""
     deadline = time.perf_counter() + timeout
     while True:
-        found = count_reports(client, keys)
-        now = time.perf_counter()
-        if found >= count:
-            return now
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with status {worker.returncode}; its log ends:\n{log_tail(log)}")
-        if now > deadline:
-            raise TimeoutError(f"{found} of {count} reports after {timeout:.0f} s; the worker's log ends:\n"
-                               f"{log_tail(log)}")
+        if done():
+            return time.perf_counter()
+        for worker, log in zip(workers, logs, strict=True):
+            if worker.poll() is not None:
+                raise RuntimeError(f"a worker exited with status {worker.returncode}; its log ends:\n{log_tail(log)}")
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"not {what} after {timeout:.0f} s; a worker's log ends:\n{log_tail(logs[0])}")
         time.sleep(POLL_S)
 
 
@@ -211,35 +216,46 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path) -> Fed:
     with redis_server(work / "redis") as broker_url:
         message_bytes = publish_prepared(broker_url, image, setup.images)
         client = redis.Redis.from_url(broker_url)
-        log = work / "worker.log"
+        keys = report_keys()
+        logs = [work / f"worker-{index}.log" for index in range(setup.workers)]
         started = time.perf_counter()
-        worker = spawn(worker_command(setup, broker_url, work / "spool"), log)
+        workers = [spawn(worker_command(setup, broker_url, work / "spool"), log) for log in logs]
         try:
-            first = wait_for_reports(client, worker, log, 1, START_S)
+            wait_for(lambda: all(READY_LOGGED.search(read_log(log)) for log in logs), workers, logs,
+                     "every worker consuming", START_S)
+            wait_for(lambda: count_reports(client, keys) >= 1, workers, logs, "a first report", START_S)
+            window = time.perf_counter()
+            counted_from = count_reports(client, keys)
+            if counted_from >= setup.images:
+                raise RuntimeError(f"every image was scored before all {setup.workers} workers consumed: queue more "
+                                   "(--images)")
             batches = -(-setup.images // setup.batch)
-            last = wait_for_reports(client, worker, log, setup.images, SECONDS_PER_BATCH * batches)
+            last = wait_for(lambda: count_reports(client, keys) >= setup.images, workers, logs,
+                            f"{setup.images} reports", SECONDS_PER_BATCH * batches)
         finally:
-            stop(worker)
+            for worker in workers:
+                stop(worker)
             client.close()
-    text = log.read_text(errors="replace")
-    batches_logged = [int(size) for size in BATCH_LOGGED.findall(text)]
-    scored = len(SCORED_LOGGED.findall(text))
-    phases = [(int(d), int(n), int(e)) for d, n, e in PHASES_LOGGED.findall(text)]
-    return Fed(setup.images, first - started, last - first, batches_logged, scored, message_bytes, phases)
+    texts = [read_log(log) for log in logs]
+    batches_logged = [int(size) for text in texts for size in BATCH_LOGGED.findall(text)]
+    scored = sum(len(SCORED_LOGGED.findall(text)) for text in texts)
+    phases = [(int(d), int(n), int(e)) for text in texts for d, n, e in PHASES_LOGGED.findall(text)[1:]]
+    return Fed(setup.images, window - started, counted_from, last - window, batches_logged, scored, message_bytes,
+               phases)
 
 
-def phase_summary(fed: Fed) -> str:
-    """Median decode, network and encode ms per batch as the worker logged them (warm-up and first
-    batch left out), and the rest of each batch's share of the span (broker, Celery, queueing results)."""
-    timed_batches = fed.phases[1:]
-    if not timed_batches:
+def phase_summary(setup: Setup, fed: Fed) -> str:
+    """Median decode, network and encode ms per batch as the workers logged them (each worker's
+    first batch left out), and the rest of a batch's share of the window (taking messages,
+    Celery, queueing results)."""
+    if not fed.phases:
         return "not logged"
-    decode, network, encode = (statistics.median(column) for column in zip(*timed_batches, strict=True))
-    per_batch_ms = fed.span_s * 1e3 / len(timed_batches)
+    decode, network, encode = (statistics.median(column) for column in zip(*fed.phases, strict=True))
+    per_batch_ms = fed.span_s * 1e3 * setup.workers / len(fed.phases)
     rest = per_batch_ms - decode - network - encode
     return (f"decode {decode:.0f} ms, network {network:.0f} ms, encode {encode:.0f} ms (medians of "
-            f"{len(timed_batches)} batches); span / batches {per_batch_ms:.0f} ms, so about {rest:.0f} ms per batch "
-            f"elsewhere (taking messages, Celery, queueing results)")
+            f"{len(fed.phases)} batches); window x workers / batches {per_batch_ms:.0f} ms, so about {rest:.0f} ms "
+            f"per batch elsewhere (taking messages, Celery, queueing results)")
 
 
 def batch_summary(batches: list[int]) -> str:
@@ -265,6 +281,7 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
     alone_rate = setup.batch / alone_s
     ratio = fed.rate / alone_rate
     options = f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}"
+    workers = "`dicom-node worker --queues inference`" + (f" x {setup.workers}" if setup.workers > 1 else "")
     return "\n".join([
         f"### Broker-fed inference worker, {datetime.date.today().isoformat()}",
         "",
@@ -275,19 +292,19 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
         f"- Network alone (Predictor.predict_batch of {setup.batch} prepared images in the benchmark process: "
         f"forward pass, masks, maps; median of {setup.repeats} runs after {WARMUP} warm-up runs): "
         f"{alone_s * 1e3:.1f} ms/batch = {alone_rate:.2f} images/s",
-        f"- Broker-fed (`dicom-node worker --queues inference`, {setup.images} Prepared messages of "
-        f"{fed.message_bytes / 1024:.0f} KiB JSON each queued in a private redis-server before it started): "
-        f"{fed.rate:.2f} images/s = (N - the first batch of {fed.first_batch}) / {fed.span_s:.2f} s from the first "
-        f"report message in Redis to the last of {setup.images}; worker start to its first report {fed.start_s:.1f} s "
-        f"(model load, warm-up{', compile' if setup.compiled else ''}, first batch); {fed.scored} of "
-        f"{setup.images} logged as scored",
-        f"- Batches the worker logged: {batch_summary(fed.batches)}",
-        f"- The worker's time per batch: {phase_summary(fed)}",
+        f"- Broker-fed ({workers}, {setup.images} Prepared messages of {fed.message_bytes / 1024:.0f} KiB JSON each "
+        f"queued in a private redis-server before they started): {fed.rate:.2f} images/s = (N - the "
+        f"{fed.counted_from} reports already there) / {fed.span_s:.2f} s from the first report message once every "
+        f"worker consumed to the last of {setup.images}; start to then {fed.start_s:.1f} s (model load, "
+        f"warm-up{', compile' if setup.compiled else ''}, first batch); {fed.scored} of {setup.images} logged as "
+        "scored",
+        f"- Batches logged: {batch_summary(fed.batches)}",
+        f"- A worker's time per batch: {phase_summary(setup, fed)}",
         f"- **Broker-fed / network alone = {ratio:.2f}** ({verdict(setup, ratio)})",
         "- Not measured: the prepare and report stages (no DICOM decoding, no outputs, no journal, no PACS: "
-        "the report messages are only counted in Redis, never consumed), a broker on another machine, more "
-        "than one worker, images arriving while the worker runs (all were queued before it started), and "
-        "different images (one image repeated).",
+        "the report messages are only counted in Redis, never consumed), a broker on another machine, images "
+        "arriving while the workers run (all were queued before they started), and different images (one image "
+        "repeated).",
         "",
     ])
 

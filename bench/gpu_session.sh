@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue 13 in one run on a lent GPU machine, carrying .device/ (made here by
-# bench/gpu_kit.sh). Writes under $OUT: predict_phases.md, broker_fed.md, benchmarks_gpu.md and logs.
+# bench/gpu_kit.sh). Writes under $OUT: predict_phases.md, broker_fed.md (one worker, then four
+# sharing the GPU), benchmarks_gpu.md and logs.
 # Usage there, from the repository root: bash bench/gpu_session.sh
 # BUDGET_S (default 520) bounds the whole run; the network sweep gets what the other two leave.
 set -u
@@ -24,6 +25,9 @@ timeout -k 5 60 "$PY" bench/predict_phases.py --device cuda --batch-size 32 --pr
 echo "== broker-fed worker against the network alone ($(left) s left)"
 timeout -k 5 150 "$PY" bench/broker_fed.py --device cuda --batch-size 32 --images 480 --precision bf16 --compile \
     --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed.log"
+echo "== four broker-fed workers sharing the GPU ($(left) s left)"
+timeout -k 5 170 "$PY" bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --workers 4 \
+    --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed_4.log"
 echo "== the network alone, swept ($(left) s left)"
 GPU_BUDGET_S=$(( $(left) - 60 )) bash bench/gpu_bench.sh > "$OUT/sweep.log" 2>&1
 grep "^|" "$OUT/benchmarks_gpu.md" | tail -n 20
