@@ -10,10 +10,8 @@ import time
 
 import pydicom
 
-from dicom_node.config import NodeSettings
 from inference.preprocessing import prepare_dataset
 from tests.servers import node_process, wait_until
-from worker.app import configure
 from worker.messages import Prepared
 from worker.serialization import encode_prepared
 from worker.tasks import infer
@@ -26,8 +24,7 @@ def _log(path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def test_images_arriving_while_a_batch_is_scored_make_the_next_batch(tmp_path, broker_url, fuji_cr):
-    app = configure(NodeSettings(untrained=True), broker_url)
+def test_images_arriving_while_a_batch_is_scored_make_the_next_batch(tmp_path, broker, fuji_cr):
     prepared = encode_prepared(prepare_dataset(pydicom.dcmread(fuji_cr)))
 
     def queue(index: int) -> None:
@@ -35,18 +32,15 @@ def test_images_arriving_while_a_batch_is_scored_make_the_next_batch(tmp_path, b
 
     log = tmp_path / "worker" / "inference.log"
     arguments = [
-        "--queues", "inference", "--untrained", "--broker-url", broker_url, "--spool", str(tmp_path / "spool"),
+        "--queues", "inference", "--untrained", "--broker-url", broker, "--spool", str(tmp_path / "spool"),
         "--batch-size", "4", "--batch-wait-ms", str(BATCH_WAIT_MS),
     ]
-    try:
-        queue(0)
-        with node_process(tmp_path / "worker", arguments, "worker", log_name="inference"):
-            wait_until(lambda: "infer: a batch of 1" in _log(log), 300, "the first image's batch")
-            for index in (1, 2, 3):
-                time.sleep(GAP_S)
-                queue(index)
-            assert "infer: 1 scored" not in _log(log), "inconclusive: the first image was scored before the rest came"
-            wait_until(lambda: _log(log).count("infer: receipt") == 4, 300, "every image scored")
-    finally:
-        app.pool.force_close_all()
+    queue(0)
+    with node_process(tmp_path / "worker", arguments, "worker", log_name="inference"):
+        wait_until(lambda: "infer: a batch of 1" in _log(log), 300, "the first image's batch")
+        for index in (1, 2, 3):
+            time.sleep(GAP_S)
+            queue(index)
+        assert "infer: 1 scored" not in _log(log), "inconclusive: the first image was scored before the rest came"
+        wait_until(lambda: _log(log).count("infer: receipt") == 4, 300, "every image scored")
     assert re.findall(r"infer: a batch of (\d+)", _log(log)) == ["1", "3"], _log(log)
