@@ -4,8 +4,8 @@ bounds a GPU worker fed by the broker (docs/benchmarks.md, "Broker-fed inference
 For the Fuji chest CR prepared at 512 x 512 and its untrained result: taking a Prepared message
 as the consumer does (the kombu envelope read from Redis, its body with kombu's default base64
 encoding and as the text the node now keeps, then the body's JSON), ``decode_prepared``,
-``encode_result`` and writing the Scored message's JSON. Median of ``--repeats`` runs in this
-process; the reference is the base64 envelope.
+``encode_result`` and writing the Scored message's JSON. Median of ``--repeats`` runs after
+warm-up (``bench.inference.timed``) in this process; the reference is the base64 envelope.
 
     .venv/bin/python bench/messages.py [--repeats 50] [--write docs/benchmarks.md]
 """
@@ -16,9 +16,7 @@ import datetime
 import json
 import platform
 import shlex
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,21 +26,12 @@ sys.path.insert(0, str(REPO_ROOT))
 import pydicom  # noqa: E402
 
 from bench.common import machine, publish  # noqa: E402
+from bench.inference import timed  # noqa: E402
 from inference import Predictor  # noqa: E402
 from inference.preprocessing import prepare_dataset  # noqa: E402
 from tests.conftest import FUJI_CR, require_path  # noqa: E402
 from worker.messages import Prepared, Scored  # noqa: E402
 from worker.serialization import decode_prepared, encode_prepared, encode_result  # noqa: E402
-
-
-def cost_ms(run: Callable[[], object], repeats: int) -> float:
-    run()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
 
 
 def main() -> None:
@@ -56,16 +45,20 @@ def main() -> None:
     as_base64 = json.dumps({"body": base64.b64encode(body.encode()).decode(), "properties": {}})
     as_text = json.dumps({"body": body, "properties": {}})
     result = Predictor(allow_untrained=True, device="cpu").predict(prepared)
+
+    def per_image_ms(run: Callable[[], object]) -> float:
+        return timed(run, args.repeats, lambda: None) * 1e3
+
     encoded = encode_result(result)
-    reference = cost_ms(lambda: json.loads(base64.b64decode(json.loads(as_base64)["body"])), args.repeats)
+    reference = per_image_ms(lambda: json.loads(base64.b64decode(json.loads(as_base64)["body"])))
     rows = [
         ("take the message, body in base64 (kombu's default)", reference, len(as_base64)),
         ("take the message, body as text (the node's setting)",
-         cost_ms(lambda: json.loads(json.loads(as_text)["body"]), args.repeats), len(as_text)),
-        ("decode_prepared", cost_ms(lambda: decode_prepared(message["prepared"]), args.repeats), None),
-        ("encode_result", cost_ms(lambda: encode_result(result), args.repeats), None),
+         per_image_ms(lambda: json.loads(json.loads(as_text)["body"])), len(as_text)),
+        ("decode_prepared", per_image_ms(lambda: decode_prepared(message["prepared"])), None),
+        ("encode_result", per_image_ms(lambda: encode_result(result)), None),
         ("write the Scored message",
-         cost_ms(lambda: json.dumps(Scored("receipt", "token", encoded, 0.0).to_json()), args.repeats),
+         per_image_ms(lambda: json.dumps(Scored("receipt", "token", encoded, 0.0).to_json())),
          len(json.dumps(Scored("receipt", "token", encoded, 0.0).to_json()))),
     ]
     lines = [

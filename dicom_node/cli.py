@@ -36,6 +36,13 @@ def settings_or_exit(config: Path | None, **overrides: object) -> NodeSettings:
         raise typer.Exit(2) from error
 
 
+def require_journal(settings: NodeSettings) -> None:
+    """Exit with status 1, saying so, when the spool has no journal: nothing was received yet."""
+    if not settings.journal_path.is_file():
+        error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
+        raise typer.Exit(1)
+
+
 def setup_logging() -> None:
     """INFO to stderr; the libraries' noise kept down."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -61,9 +68,7 @@ def status(
     from dicom_node.status import status_table
 
     settings = settings_or_exit(config, spool=spool)
-    if not settings.journal_path.is_file():
-        error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
-        raise typer.Exit(1)
+    require_journal(settings)
     receipts = Journal(settings.journal_path).recent(limit)
     if as_json:
         print(json.dumps([r.as_dict() for r in receipts], indent=2))

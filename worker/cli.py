@@ -17,6 +17,7 @@ from dicom_node.cli import (
     app,
     console,
     error_console,
+    require_journal,
     settings_or_exit,
     setup_logging,
 )
@@ -167,9 +168,7 @@ def retry(
         error_console.print("name receipts, or --failed for every failed one")
         raise typer.Exit(2)
     settings = settings_or_exit(config, spool=spool, broker_url=broker_url)
-    if not settings.journal_path.is_file():
-        error_console.print(f"no journal at {settings.journal_path}: nothing received yet")
-        raise typer.Exit(1)
+    require_journal(settings)
     try:
         configure(settings, settings.worker_broker_url())
     except ConfigError as error:

@@ -85,10 +85,5 @@ def warm_up_predictor() -> Predictor:
     loaded = predictor()
     ramp = np.tile(np.linspace(0.0, 1.0, WARM_UP_SIDE, dtype=np.float32), (WARM_UP_SIDE, 1))
     loaded.predict_batch([ramp] * loaded.options.batch_size)
-    log.info(
-        "model warmed: %s %s, weights sha256 %s (%s) on %s (%s)",
-        loaded.identity.name, loaded.identity.version, loaded.identity.short_checksum,
-        loaded.identity.weights_source, loaded.device,
-        loaded.options.describe(),
-    )
+    log.info("model warmed: %s on %s (%s)", loaded.identity.label, loaded.device, loaded.options.describe())
     return loaded
