@@ -2,10 +2,10 @@
 GPU worker was bound by this, not by the forward pass).
 
 Phases, each timed to a device synchronisation: the batch to the device, the forward pass, the
-score probabilities, the lung mask, the region label map and the explainability maps (each
-computed on the device, then copied to the host), and building the per-image results; then the
-whole ``predict_batch`` for comparison, and copying the maps to pinned host memory, or as float16,
-instead.
+score probabilities, the lung mask and what the maps are made of (alignment and the heads'
+contributions), each computed on the device and copied to the host; the whole ``predict_batch``
+for comparison; then what the node does with one result on its CPU: drawing the region map and
+the explainability maps (``BrixiaResult.region_map``, ``.explainability``).
 Median of ``--repeats`` runs after warm-up; prepared images of the Fuji chest CR, untrained weights.
 
     .venv/bin/python bench/predict_phases.py [--device cuda] [--batch-size 32] [--precision bf16]
@@ -13,6 +13,7 @@ Median of ``--repeats`` runs after warm-up; prepared images of the Fuji chest CR
 """
 
 import argparse
+import dataclasses
 import datetime
 import platform
 import sys
@@ -27,7 +28,7 @@ import torch  # noqa: E402
 from bench.common import machine, publish  # noqa: E402
 from bench.inference import WARMUP, timed  # noqa: E402
 from inference import Predictor  # noqa: E402
-from inference.explainability import explainability_maps, lung_mask, region_label_map  # noqa: E402
+from inference.explainability import lung_mask, severity_contributions  # noqa: E402
 from inference.preprocessing import prepare_dataset  # noqa: E402
 from tests.conftest import FUJI_CR, require_path  # noqa: E402
 
@@ -56,21 +57,20 @@ def main() -> None:
             return predictor.network(inputs)
 
     output = forward()
+    result = predictor.predict(prepared[0])
     with torch.inference_mode():
-        masks = lung_mask(output)
-        maps = explainability_maps(output, predictor.input_size)
-        pinned = torch.empty(maps.shape, dtype=maps.dtype, pin_memory=cuda)
         phases = {
             "batch to the device": lambda: predictor._inputs(prepared),
             "forward pass": forward,
             "score probabilities to the host": lambda: output.score_probabilities.float().cpu(),
             "lung mask, computed and to the host": lambda: lung_mask(output).cpu(),
-            "region label map, computed and to the host": lambda: region_label_map(output, masks).cpu(),
-            "explainability maps, computed": lambda: explainability_maps(output, predictor.input_size),
-            "explainability maps to the host (pageable)": lambda: maps.float().cpu(),
-            "explainability maps to the host (pinned)": lambda: pinned.copy_(maps),
-            "explainability maps to the host as float16, widened there": lambda: maps.half().cpu().float(),
+            "alignment and contributions, computed and to the host": lambda: (
+                output.theta.float().cpu(), severity_contributions(output).cpu()
+            ),
             "predict_batch, whole": lambda: predictor.predict_batch(prepared),
+            # a fresh copy each run: a result draws its maps once
+            "node CPU, one result: region map drawn": lambda: dataclasses.replace(result).region_map,
+            "node CPU, one result: explainability maps drawn": lambda: dataclasses.replace(result).explainability,
         }
         rows = [f"| {name} | {timed(run, args.repeats, synchronise) * 1e3:.1f} |" for name, run in phases.items()]
     device = torch.cuda.get_device_name(predictor.device) if cuda else "CPU"
@@ -81,7 +81,7 @@ def main() -> None:
         f"{predictor.options.describe()}; median of {args.repeats} runs after {WARMUP} warm-up runs. Command: "
         f"`.venv/bin/python bench/predict_phases.py {' '.join(sys.argv[1:])}`.",
         "",
-        f"| phase (batch of {args.batch_size}) | ms |",
+        f"| phase (batch of {args.batch_size}, unless one result) | ms |",
         "|---|---|",
         *rows,
         "",

@@ -9,6 +9,11 @@ region, and carry it from the region's crop frame back through the ROI box and t
 alignment to the input frame, in the geometry of the authors' sampler and crops
 (:mod:`inference.bsnet.alignment`, :mod:`inference.bsnet.roi_pooling`). The region label map uses
 the same geometry.
+
+The network's side computes only the small things the maps are made of (the lung mask, the
+alignment ``theta`` and the heads' contributions, :func:`severity_contributions`); the S x S maps
+are drawn from them where they are used (:class:`inference.result.BrixiaResult`), so that a GPU
+worker neither copies nor sends them.
 """
 
 import torch
@@ -37,11 +42,12 @@ def aligned_positions(theta: torch.Tensor, size: int) -> torch.Tensor:
     return (_apply(invert_affine(theta.float()), points) + 1.0) / 2.0
 
 
-def region_label_map(output: BSNetOutput, mask: torch.Tensor) -> torch.Tensor:
-    """(B, S, S) uint8: 0 outside the lungs, 1..6 for regions A..F, by each lung pixel's
-    position in the aligned frame (rows split at 0.35 / 0.65, columns at 0.5)."""
+def region_label_map(theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) uint8: 0 outside the lungs (``mask``, (B, S, S) bool), 1..6 for regions A..F, by
+    each lung pixel's position in the aligned frame of ``theta`` (B, 2, 3) (rows split at
+    0.35 / 0.65, columns at 0.5)."""
     batch, size = mask.shape[0], mask.shape[-1]
-    position = aligned_positions(output.theta, size).clamp(0.0, 1.0)
+    position = aligned_positions(theta, size).clamp(0.0, 1.0)
     x01, y01 = position[..., 0], position[..., 1]
     labels = torch.zeros(batch, size, size, dtype=torch.uint8, device=mask.device)
     for index, region in enumerate(REGIONS):  # torch.where, not a boolean index: no device sync
@@ -61,12 +67,13 @@ def severity_contributions(output: BSNetOutput) -> torch.Tensor:
     return torch.relu((weights[..., None, None] * activations).sum(dim=2))
 
 
-def explainability_maps(output: BSNetOutput, size: int) -> torch.Tensor:
-    """(B, 6, size, size) per-region maps in [0, 1] in the input frame (see module docstring)."""
-    contributions = severity_contributions(output)
+def explainability_maps(contributions: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 6, size, size) per-region maps in [0, 1] in the input frame, from the heads'
+    ``contributions`` (B, 6, h, w, :func:`severity_contributions`) and the alignment ``theta``
+    (B, 2, 3) (see module docstring)."""
     batch, regions, height, width = contributions.shape
     boxes = as_square(box_thetas(torch.float32, contributions.device, REGIONS))  # crop -> aligned
-    alignment = as_square(output.theta.float())  # aligned -> input
+    alignment = as_square(theta.float())  # aligned -> input
     # input q -> aligned inv(theta) q -> crop inv(box) inv(theta) q (corner-aligned crop coordinates)
     to_crop = torch.linalg.inv(boxes)[None] @ torch.linalg.inv(alignment)[:, None]
     grid = _apply(to_crop[..., :2, :], input_positions(size, torch.float32, contributions.device))

@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 
 from inference.device import Precision, RunOptions, select_device
 from inference.errors import UntrainedModelError, WeightsError
-from inference.explainability import explainability_maps, lung_mask, region_label_map
+from inference.explainability import lung_mask, severity_contributions
 from inference.geometry import FrameMapping
 from inference.model_spec import BSNET_SPEC, ModelSpec, build_untrained
 from inference.preprocessing import (
@@ -131,8 +131,8 @@ class Predictor:
 
     def _to_host(self, tensor: torch.Tensor) -> np.ndarray:
         """``tensor`` as a host array; from a GPU through page-locked memory (PyTorch's caching
-        host allocator reuses it once the results are dropped): a batch of 32 explainability maps
-        took 130 ms to copy to pageable memory on an H200, 4 ms to page-locked (docs/benchmarks.md)."""
+        host allocator reuses it once the results are dropped): a batch of 32 full-size maps took
+        130 ms to copy to pageable memory on an H200, 4 ms to page-locked (docs/benchmarks.md)."""
         if tensor.device.type != "cuda":
             return tensor.numpy()
         host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
@@ -144,11 +144,11 @@ class Predictor:
         bf16 = self.options.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             output = self.network(self._inputs(batch))
-        probabilities = output.score_probabilities.float().cpu().numpy()
-        masks = lung_mask(output)
-        labels = self._to_host(region_label_map(output, masks))
-        maps = self._to_host(explainability_maps(output, self.input_size).float())
-        masks_np = self._to_host(masks)
+        # only what the maps are made of leaves the device: BrixiaResult draws them on first use
+        probabilities = self._to_host(output.score_probabilities.float())
+        masks = self._to_host(lung_mask(output))
+        alignments = self._to_host(output.theta.float())
+        contributions = self._to_host(severity_contributions(output))
         results = []
         for index, prepared in enumerate(batch):
             scores = {name: int(np.argmax(probabilities[index, r])) for r, name in enumerate(REGION_NAMES)}
@@ -160,9 +160,9 @@ class Predictor:
                         for r, name in enumerate(REGION_NAMES)
                     },
                     global_score=sum(scores.values()),
-                    lung_mask=masks_np[index],
-                    region_map=labels[index],
-                    explainability=maps[index],
+                    lung_mask=masks[index],
+                    alignment=alignments[index],
+                    contributions=contributions[index],
                     mapping=prepared.mapping,
                     model=self.identity,
                 )

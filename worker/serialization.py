@@ -107,28 +107,47 @@ def decode_prepared(message: dict[str, Any]) -> PreparedImage:
     )
 
 
+def _encode_mask(mask: np.ndarray) -> dict[str, Any]:
+    """A bool mask as one bit a pixel (``np.packbits``), compressed, with its shape."""
+    return {"shape": list(mask.shape), "bits": encode_array(np.packbits(mask))}
+
+
+def _decode_mask(message: dict[str, Any]) -> np.ndarray:
+    shape = tuple(message["shape"])
+    bits = np.unpackbits(decode_array(message["bits"]), count=int(np.prod(shape)))
+    return bits.reshape(shape).astype(bool)
+
+
 def encode_result(result: BrixiaResult) -> dict[str, Any]:
-    """Scores and metadata as JSON; maps compressed (explainability as 8-bit, plenty for display)."""
+    """Scores and metadata as JSON, with what the maps are made of (the lung mask as bits, the
+    alignment and the heads' contributions, exactly): the node draws the maps from them."""
     return {
         "region_scores": result.region_scores,
         "probabilities": {k: list(v) for k, v in result.probabilities.items()},
         "global_score": result.global_score,
-        "lung_mask": encode_array(result.lung_mask.astype(np.uint8)),
-        "region_map": encode_array(result.region_map),
-        "explainability": encode_array(np.round(result.explainability * 255).astype(np.uint8)),
+        "lung_mask": _encode_mask(result.lung_mask),
+        "alignment": encode_array(result.alignment, compress=False),
+        "contributions": encode_array(result.contributions, compress=False),
         "mapping": _encode_mapping(result.mapping),
         "model": asdict(result.model),
     }
 
 
 def decode_result(message: dict[str, Any]) -> BrixiaResult:
+    """The result of :func:`encode_result`; a result queued by an older build (which sent the maps
+    themselves) is refused with a ValueError that says how to score the image again."""
+    if "alignment" not in message:
+        raise ValueError(
+            "this result was sent by an older dicom-node (full-size maps, no alignment): "
+            "score the image again with `dicom-node retry --failed`"
+        )
     return BrixiaResult(
         region_scores={k: int(v) for k, v in message["region_scores"].items()},
         probabilities={k: tuple(float(p) for p in v) for k, v in message["probabilities"].items()},
         global_score=int(message["global_score"]),
-        lung_mask=decode_array(message["lung_mask"]).astype(bool),
-        region_map=decode_array(message["region_map"]),
-        explainability=decode_array(message["explainability"]).astype(np.float32) / 255.0,
+        lung_mask=_decode_mask(message["lung_mask"]),
+        alignment=decode_array(message["alignment"]),
+        contributions=decode_array(message["contributions"]),
         mapping=_decode_mapping(message["mapping"]),
         model=ModelIdentity(**message["model"]),
     )

@@ -61,15 +61,13 @@ def viridis(values: np.ndarray) -> np.ndarray:
     return (1.0 - weight) * VIRIDIS[low] + weight * VIRIDIS[low + 1]
 
 
-def _tile(display: np.ndarray, result: BrixiaResult, index: int) -> np.ndarray:
-    """RGB tile: the grey display image with region ``index``'s map blended in and the region
-    (0-based ``index`` into REGIONS) outlined in white."""
-    mapping = result.mapping.for_shape(display.shape)
-    heat = np.clip(mapping.map_to_source(result.explainability[index]), 0.0, 1.0)[..., None]
+def _tile(display: np.ndarray, heat: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """RGB tile: the grey display image with a region's ``heat`` map (display frame) blended in
+    and the region (``region``, a display-frame mask) outlined in white."""
+    heat = np.clip(heat, 0.0, 1.0)[..., None]
     grey = np.repeat(display[..., None].astype(np.float32), 3, axis=2)
     rgb = (1.0 - MAP_ALPHA * heat) * grey + MAP_ALPHA * heat * viridis(heat[..., 0])
-    labels = mapping.map_to_source(result.region_map, labels=True)
-    rgb[border_band(labels == index + 1, 1)] = 255.0
+    rgb[border_band(region, 1)] = 255.0
     return np.round(rgb).astype(np.uint8)
 
 
@@ -89,10 +87,13 @@ def _draw_colour_bar(
     draw.text((x + width + height // 2, y), "1 (region maximum)", font=chosen, fill=TEXT_RGBA)
 
 
-def render_explainability(display: np.ndarray, result: BrixiaResult) -> np.ndarray:
-    """Grey uint8 tile-sized image (rows, cols) -> RGB uint8 grid of the six region maps with
-    the bands: (top band + 2 rows + bottom band, 3 cols, 3)."""
+def render_explainability(display: np.ndarray, maps: np.ndarray, result: BrixiaResult) -> np.ndarray:
+    """Grey uint8 tile-sized image (rows, cols) and the six region ``maps`` of ``result`` (model
+    frame, (6, S, S)) -> RGB uint8 grid of the maps with the bands: (top band + 2 rows + bottom
+    band, 3 cols, 3)."""
     rows, cols = display.shape
+    mapping = result.mapping.for_shape(display.shape)
+    labels = mapping.map_to_source(result.region_map, labels=True)
     size = max(BASE_FONT_SIZE, round(GRID_COLUMNS * cols / 48))
     info = [
         (f"Explainability: Brixia score {result.global_score}/{MAX_GLOBAL_SCORE}", TEXT_RGBA),
@@ -103,8 +104,8 @@ def render_explainability(display: np.ndarray, result: BrixiaResult) -> np.ndarr
     canvas = np.zeros((top + 2 * rows + bottom, GRID_COLUMNS * cols, 3), dtype=np.uint8)
     for index in range(len(REGIONS)):
         row, column = divmod(index, GRID_COLUMNS)
-        canvas[top + row * rows : top + (row + 1) * rows, column * cols : (column + 1) * cols] = (
-            _tile(display, result, index)
+        canvas[top + row * rows : top + (row + 1) * rows, column * cols : (column + 1) * cols] = _tile(
+            display, mapping.map_to_source(maps[index]), labels == index + 1
         )
     image = Image.fromarray(canvas)
     layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
@@ -126,7 +127,7 @@ def render_explainability(display: np.ndarray, result: BrixiaResult) -> np.ndarr
 
 def explainability_pixels(source: OutputSource, result: BrixiaResult) -> np.ndarray:
     """The explainability map's RGB pixels for ``source``."""
-    return render_explainability(display_copy(source.display, TILE_SIDE), result)
+    return render_explainability(display_copy(source.display, TILE_SIDE), result.explainability, result)
 
 
 def build_explainability(source: OutputSource, result: BrixiaResult) -> hd.sc.SCImage:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from dicom_node.cli import app
 from inference import BrixiaResult, Predictor, UntrainedModelError, WeightsError
 from inference.model_spec import BSNET_SPEC, ModelSpec, build_untrained
+from inference.predictor import prepare_input
 from inference.preprocessing import prepare_dataset
 from inference.regions import REGION_NAMES
 from inference.weights import load_weights, metadata_for, save_weights, tensors_sha256
@@ -115,15 +116,32 @@ def test_predict_returns_a_typed_result_mappable_to_source(fuji_cr):
 
 def test_region_map_follows_the_brixia_layout():
     """Identity alignment: image-left lung pixels are A-C (patient right), rows split in thirds."""
-    from inference.bsnet.model import BSNetOutput
     from inference.explainability import region_label_map
 
     size = 64
     identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]])
-    output = BSNetOutput(torch.zeros(1, 6, 4), torch.zeros(1, 1, size, size), identity, None, None)
-    labels = region_label_map(output, torch.ones(1, size, size, dtype=torch.bool))[0]
+    labels = region_label_map(identity, torch.ones(1, size, size, dtype=torch.bool))[0]
     assert labels[2, 2] == 1 and labels[32, 2] == 2 and labels[61, 2] == 3
     assert labels[2, 61] == 4 and labels[32, 61] == 5 and labels[61, 61] == 6
+
+
+def test_the_maps_a_result_draws_are_those_of_its_batch(fuji_cr):
+    """A result keeps what its maps are made of (lung mask, alignment, contributions) and draws
+    them on the CPU when asked: the same maps as computed for the whole batch from the output."""
+    from inference.explainability import explainability_maps, lung_mask, region_label_map, severity_contributions
+
+    predictor = Predictor(allow_untrained=True, device="cpu", batch_size=2)
+    flipped = np.fliplr(np.linspace(0, 1, 300 * 300).reshape(300, 300)).copy()
+    prepared = [prepare_dataset(pydicom.dcmread(fuji_cr)), prepare_input(flipped, predictor.input_size)]
+    results = predictor.predict_batch(prepared)
+    images = torch.from_numpy(np.stack([p.model_input for p in prepared]))[:, None]
+    with torch.inference_mode():
+        output = predictor.network(images.to(memory_format=predictor.options.memory_format))
+    labels = region_label_map(output.theta, lung_mask(output))
+    maps = explainability_maps(severity_contributions(output), output.theta, predictor.input_size)
+    for index, result in enumerate(results):
+        np.testing.assert_array_equal(result.region_map, labels[index].numpy())
+        np.testing.assert_array_equal(result.explainability, maps[index].numpy())
 
 
 def test_predict_batch_matches_single_predictions(fuji_cr):

@@ -294,9 +294,10 @@ def test_sr_outlines_each_region_on_the_radiograph(name: str, built) -> None:
 
 def test_sr_region_without_pixels_has_a_group_without_outline(built) -> None:
     data = built(SAMPLE)
-    region_map = data.result.region_map.copy()
-    region_map[region_map == 6] = 0  # the model found no lung in region F
-    built_sr = build_sr(OutputSource.of(data.source), dataclasses.replace(data.result, region_map=region_map))
+    lungs = data.result.lung_mask & (data.result.region_map != 6)  # the model found no lung in region F
+    without_f = dataclasses.replace(data.result, lung_mask=lungs)
+    assert 6 not in without_f.region_map
+    built_sr = build_sr(OutputSource.of(data.source), without_f)
     sr = hd.sr.Comprehensive3DSR.from_dataset(built_sr)
     assert len(sr.content.get_planar_roi_measurement_groups()) == 5
     (group,) = sr.content.get_image_measurement_groups()
@@ -433,8 +434,8 @@ def test_render_overlay_fills_and_outlines_regions_by_score() -> None:
         probabilities={name: (0.25, 0.25, 0.25, 0.25) for name in scores},
         global_score=4,
         lung_mask=np.zeros((512, 512), dtype=bool),
-        region_map=np.zeros((512, 512), dtype=np.uint8),
-        explainability=np.zeros((6, 512, 512), dtype=np.float32),
+        alignment=np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32),
+        contributions=np.zeros((6, 16, 16), dtype=np.float32),
         mapping=FrameMapping((600, 800)),
         model=ModelIdentity("BS-Net", "2.0.0", "ab" * 32, "untrained", untrained=True),
     )
