@@ -42,20 +42,33 @@ def aligned_positions(theta: torch.Tensor, size: int) -> torch.Tensor:
     return (_apply(invert_affine(theta.float()), points) + 1.0) / 2.0
 
 
+# The region label map's cells: rows cut where a region's label rows start (0.35, 0.65), columns at
+# the midline (the patient's right lung on the image's left); each cell's label is 1 + the index
+# of its region in REGIONS.
+_LABEL_ROW_CUTS = sorted({region.label_rows[0] for region in REGIONS} - {0.0})
+_LUNG_SIDES = ("right", "left")
+
+
+def _cell_labels() -> torch.Tensor:
+    """(rows, sides) uint8: the label of each cell of the region label map."""
+    tops = [0.0, *_LABEL_ROW_CUTS]
+    table = torch.zeros(len(tops), len(_LUNG_SIDES), dtype=torch.uint8)
+    for index, region in enumerate(REGIONS):
+        table[tops.index(region.label_rows[0]), _LUNG_SIDES.index(region.lung)] = index + 1
+    return table
+
+
 def region_label_map(theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B, S, S) uint8: 0 outside the lungs (``mask``, (B, S, S) bool), 1..6 for regions A..F, by
     each lung pixel's position in the aligned frame of ``theta`` (B, 2, 3) (rows split at
     0.35 / 0.65, columns at 0.5)."""
-    batch, size = mask.shape[0], mask.shape[-1]
-    position = aligned_positions(theta, size).clamp(0.0, 1.0)
-    x01, y01 = position[..., 0], position[..., 1]
-    labels = torch.zeros(batch, size, size, dtype=torch.uint8, device=mask.device)
-    for index, region in enumerate(REGIONS):  # torch.where, not a boolean index: no device sync
-        top, bottom = region.label_rows
-        in_rows = (y01 >= top) & ((y01 < bottom) | (bottom >= 1.0))
-        in_cols = (x01 < 0.5) if region.lung == "right" else (x01 >= 0.5)
-        labels = torch.where(in_rows & in_cols & mask, index + 1, labels)
-    return labels
+    position = aligned_positions(theta, mask.shape[-1]).clamp(0.0, 1.0)
+    cuts = torch.tensor(_LABEL_ROW_CUTS, dtype=position.dtype, device=position.device)
+    row = torch.bucketize(position[..., 1].contiguous(), cuts, right=True)  # cut values start the lower row
+    side = (position[..., 0] >= 0.5).long()
+    table = _cell_labels().to(mask.device).flatten()
+    labels = table[row * len(_LUNG_SIDES) + side]
+    return torch.where(mask, labels, torch.zeros_like(labels))  # no boolean index: no device sync
 
 
 def severity_contributions(output: BSNetOutput) -> torch.Tensor:
