@@ -3,7 +3,8 @@
 1. Network alone: ``inference.Predictor`` in this process (untrained: speed does not depend on the
    weights) at the worker's batch size B, timing ``predict_batch`` on B prepared images (the Fuji
    chest CR prepared at 512 x 512 by ``inference.preprocessing``, repeated): the full per-batch
-   path the worker runs (forward pass, masks, maps), median of ``--repeats`` runs after warm-up.
+   path the worker runs (forward pass; lung masks, alignments and contributions to the host),
+   median of ``--repeats`` runs after warm-up.
    The predictor is freed before step 2.
 2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N ``Prepared``
    messages of that image published to the inference queue (``worker.tasks.infer.delay``) before

@@ -173,8 +173,8 @@ def main() -> None:
         f"median of {ROUNDS} rounds: storescp {storescp_s:.2f} s, dicom-node (fsync + journal) {node_s:.2f} s; "
         f"**throughput ratio node/storescp = {ratio:.2f}** (target >= 1.0).",
         f"- Orthanc push -> SR in Orthanc, {LATENCY_IMAGES} images sent one at a time after one warm-up; "
-        f"reference compute (Predictor.predict on the same image in this process: preprocessing, network, "
-        f"maps) {compute * 1e3:.0f} ms. Target: overhead beyond compute < 300 ms.",
+        f"reference compute (Predictor.predict on the same image in this process: preprocessing, network "
+        f"and what the maps are made of) {compute * 1e3:.0f} ms. Target: overhead beyond compute < 300 ms.",
         *[latency_line(outputs, values, compute) for outputs, values in latencies.items()],
         "",
     ])
