@@ -291,7 +291,8 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
         f"Fuji chest CR prepared at 512 x 512, repeated; untrained network (speed does not depend on the weights).",
         "",
         f"- Network alone (Predictor.predict_batch of {setup.batch} prepared images in the benchmark process: "
-        f"forward pass, masks, maps; median of {setup.repeats} runs after {WARMUP} warm-up runs): "
+        f"forward pass; lung masks, alignments, contributions; median of {setup.repeats} runs after {WARMUP} "
+        f"warm-up runs): "
         f"{alone_s * 1e3:.1f} ms/batch = {alone_rate:.2f} images/s",
         f"- Broker-fed ({workers}, {setup.images} Prepared messages of {fed.message_bytes / 1024:.0f} KiB JSON each "
         f"queued in a private redis-server before they started): {fed.rate:.2f} images/s = (N - the "
