@@ -74,7 +74,7 @@ def _codec_threads_for(pid: int) -> ThreadPoolExecutor:
 
 def codec_threads() -> ThreadPoolExecutor:
     """Threads that decode and encode one batch's messages in parallel (zlib and numpy release
-    the GIL for much of that work, base64 does not); one per core, for this process."""
+    the GIL for much of that work); one per core, for this process."""
     return _codec_threads_for(os.getpid())
 
 
