@@ -60,14 +60,19 @@ def _from_codes(codes: np.ndarray, divisor: int) -> np.ndarray:
 
 
 def _divisor_candidates(values: np.ndarray) -> np.ndarray:
-    """Divisors d <= EQUALISATION_BINS with float32(round(v * d) / d) == v for every value v."""
+    """Divisors d <= EQUALISATION_BINS with float32(round(v * d) / d) == v for every value v.
+
+    The values are tried in growing chunks against the divisors still standing (a few after the
+    first chunk), each chunk's work bounded to about a million products."""
     divisors = np.arange(1, EQUALISATION_BINS + 1)
-    for chunk in np.array_split(values, max(1, len(values) // 64)):
-        codes = np.rint(chunk.astype(np.float64)[None, :] * divisors[:, None])
+    start, size = 0, 16
+    while start < len(values) and len(divisors):
+        chunk = values[start : start + size].astype(np.float64)
+        codes = np.rint(chunk[None, :] * divisors[:, None])
         exact = (codes / divisors[:, None]).astype(np.float32) == chunk[None, :]
         divisors = divisors[exact.all(axis=1)]
-        if not len(divisors):
-            break
+        start += size
+        size = min(4 * size, max(16, 2**20 // max(len(divisors), 1)))
     return divisors
 
 
