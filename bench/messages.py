@@ -4,8 +4,9 @@ bounds a GPU worker fed by the broker (docs/benchmarks.md, "Broker-fed inference
 For the Fuji chest CR prepared at 512 x 512 and its untrained result: taking a Prepared message
 as the consumer does (the kombu envelope read from Redis, its body with kombu's default base64
 encoding and as the text the node now keeps, then the body's JSON), ``decode_prepared``,
-``encode_result`` and writing the Scored message's JSON. Median of ``--repeats`` runs after
-warm-up (``bench.inference.timed``) in this process; the reference is the base64 envelope.
+``encode_result`` and writing the Scored message's JSON; and on the node's side,
+``encode_prepared``. Median of ``--repeats`` runs after warm-up (``bench.inference.timed``) in this
+process; the reference is the base64 envelope.
 
     .venv/bin/python bench/messages.py [--repeats 50] [--write docs/benchmarks.md]
 """
@@ -60,6 +61,7 @@ def main() -> None:
         ("write the Scored message",
          per_image_ms(lambda: json.dumps(Scored("receipt", "token", encoded, 0.0).to_json())),
          len(json.dumps(Scored("receipt", "token", encoded, 0.0).to_json()))),
+        ("the node's side: encode_prepared (in prepare)", per_image_ms(lambda: encode_prepared(prepared)), None),
     ]
     lines = [
         f"### One image's messages, {datetime.date.today().isoformat()}",
