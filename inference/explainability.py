@@ -58,6 +58,9 @@ def _cell_labels() -> torch.Tensor:
     return table
 
 
+_CELL_LABELS = _cell_labels().flatten()  # row-major: cell (row, side) at row * 2 + side
+
+
 def region_label_map(theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B, S, S) uint8: 0 outside the lungs (``mask``, (B, S, S) bool), 1..6 for regions A..F, by
     each lung pixel's position in the aligned frame of ``theta`` (B, 2, 3) (rows split at
@@ -66,8 +69,7 @@ def region_label_map(theta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     cuts = torch.tensor(_LABEL_ROW_CUTS, dtype=position.dtype, device=position.device)
     row = torch.bucketize(position[..., 1].contiguous(), cuts, right=True)  # cut values start the lower row
     side = (position[..., 0] >= 0.5).long()
-    table = _cell_labels().to(mask.device).flatten()
-    labels = table[row * len(_LUNG_SIDES) + side]
+    labels = _CELL_LABELS.to(mask.device)[row * len(_LUNG_SIDES) + side]
     return torch.where(mask, labels, torch.zeros_like(labels))  # no boolean index: no device sync
 
 

@@ -73,8 +73,8 @@ def _codec_threads_for(pid: int) -> ThreadPoolExecutor:
 
 
 def codec_threads() -> ThreadPoolExecutor:
-    """Threads that decode and encode one batch's messages in parallel (zlib and numpy release
-    the GIL for much of that work); one per core, for this process."""
+    """Threads that decode one batch's model inputs in parallel (numpy releases the GIL for much
+    of that work); one per core, for this process."""
     return _codec_threads_for(os.getpid())
 
 

@@ -87,7 +87,9 @@ def take_batches(size: int, wait_s: float) -> None:
 
 def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
     """Score the prepared images in one forward pass, each image's compute time its share of the
-    decoding and the pass; messages are decoded and encoded on :func:`worker.runtime.codec_threads`.
+    decoding and the pass; the model inputs are decoded on :func:`worker.runtime.codec_threads`,
+    the results (a few kilobytes each) encoded on this thread, where threads would cost more than
+    the encoding.
     Should the batch fail, each image is scored alone, so that an image the network cannot take
     fails on its own (its reason names the stage and cause) and the others are scored."""
     predictor, threads = runtime.predictor(), runtime.codec_threads()
@@ -97,7 +99,7 @@ def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
         decoded = time.perf_counter()
         results = predictor.predict_batch(images)
         scored = time.perf_counter()
-        encoded = list(threads.map(encode_result, results))
+        encoded = [encode_result(result) for result in results]
         log.info(
             "infer: %d scored: decode %.0f ms, network %.0f ms, encode %.0f ms",
             len(incoming), (decoded - started) * 1e3, (scored - decoded) * 1e3, (time.perf_counter() - scored) * 1e3,
