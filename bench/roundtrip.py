@@ -8,7 +8,10 @@
     Orthanc, p50/p95 over 20 images sent one at a time; once with SR + overlay (issue 3) and once
     with the default four outputs. Overhead beyond model compute is taken per image against the
     compute the node's workers timed for that image (journal ``compute_ms``: preprocessing and
-    BS-Net), and split at the moment the instance is safe in the spool (journal ``received_at``).
+    BS-Net), and split at the moment the instance is safe in the spool (journal ``received_at``)
+    and into the report task's steps as the node logged them for the image (``deliver: receipt
+    ...`` lines): reading the source, building the SR, encoding and storing it, sending it; from
+    the SR's send to Orthanc listing it (the polling); the rest is intake and the queue hops.
     The same image through Predictor.predict in this process is the reference for the ratios.
 
     .venv/bin/python bench/roundtrip.py [--write docs/benchmarks.md]
@@ -17,6 +20,7 @@
 import argparse
 import datetime
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -85,6 +89,38 @@ class Push:
     to_all: float  # until every output is in Orthanc
     to_receipt: float  # until the node has the instance safe in its spool and journal
     compute: float  # the node's model compute for the image (preprocessing + BS-Net)
+    report: "ReportSteps"  # the SR's path through the report task, as the node logged it
+
+
+@dataclass
+class ReportSteps:
+    """The report task's steps up to the SR's C-STORE answer for one receipt (seconds), and when
+    that answer came (seconds from the push)."""
+
+    opened: float  # source read and result decoded
+    built: float  # SR built (with the region map it is traced on)
+    stored: float  # SR encoded, stored (fsync) and journaled
+    sent: float  # association, C-STORE, Orthanc's answer, release
+    sent_at: float
+
+
+_DELIVER_LINE = r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO worker\.tasks: deliver: receipt (?P<id>\w+): "
+_OPENED = re.compile(_DELIVER_LINE + r"source read and result decoded (?P<ms>\d+) ms$")
+_SR_STEPS = re.compile(
+    _DELIVER_LINE + r"sr built (?P<built>\d+) ms, encoded and stored (?P<stored>\d+) ms, sent (?P<sent>\d+) ms$"
+)
+
+
+def report_steps(log: Path, receipt: str, pushed_at: datetime.datetime) -> ReportSteps:
+    """The SR's steps of ``receipt`` from the node's log (its local times, milliseconds)."""
+    lines = log.read_text().splitlines()
+    opened = next(m for m in map(_OPENED.match, lines) if m and m["id"] == receipt)
+    steps = next(m for m in map(_SR_STEPS.match, lines) if m and m["id"] == receipt)
+    logged_at = datetime.datetime.strptime(steps["at"], "%Y-%m-%d %H:%M:%S,%f").astimezone(datetime.UTC)
+    return ReportSteps(
+        int(opened["ms"]) / 1e3, int(steps["built"]) / 1e3, int(steps["stored"]) / 1e3, int(steps["sent"]) / 1e3,
+        (logged_at - pushed_at).total_seconds(),
+    )
 
 
 def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...], reference: float) -> list[Push]:
@@ -128,8 +164,26 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...], refe
     for uid, (pushed_at, to_sr, to_all) in timings.items():
         received_at = datetime.datetime.fromisoformat(rows[uid]["received_at"])
         to_receipt = (received_at - pushed_at).total_seconds()
-        pushes.append(Push(to_sr, to_all, to_receipt, rows[uid]["compute_ms"] / 1000))
+        report = report_steps(work / f"node-{name}" / "serve.log", rows[uid]["id"], pushed_at)
+        pushes.append(Push(to_sr, to_all, to_receipt, rows[uid]["compute_ms"] / 1000, report))
     return pushes[1:]
+
+
+def overhead_parts(pushes: list[Push]) -> str:
+    """The p50 of each part of the overhead beyond compute, in the order an image meets them."""
+    parts = {
+        "push to safe in the spool": [push.to_receipt for push in pushes],
+        "report task: source read": [push.report.opened for push in pushes],
+        "SR built": [push.report.built for push in pushes],
+        "SR encoded, stored and journaled": [push.report.stored for push in pushes],
+        "SR sent (association, C-STORE, Orthanc's answer)": [push.report.sent for push in pushes],
+        "SR answered to SR listed by Orthanc (20 ms polling)": [push.to_sr - push.report.sent_at for push in pushes],
+    }
+    known = [sum(values) for values in zip(*parts.values(), strict=True)]
+    parts["the rest: intake, the three queue hops, task dispatch"] = [
+        push.to_sr - push.compute - part for push, part in zip(pushes, known, strict=True)
+    ]
+    return "; ".join(f"{name} {median_ms(values)}" for name, values in parts.items())
 
 
 def latency_line(outputs: tuple[str, ...], pushes: list[Push], reference: float) -> str:
@@ -144,7 +198,8 @@ def latency_line(outputs: tuple[str, ...], pushes: list[Push], reference: float)
         f"{median_ms(overhead)}** (p95 {np.percentile(overhead, 95) * 1e3:.0f} ms; p50 latency minus the reference "
         f"compute: {(statistics.median(to_sr) - reference) * 1e3:.0f} ms), of which push to safe in "
         f"the node's spool {median_ms([push.to_receipt for push in pushes])} and safe receipt to SR in Orthanc "
-        f"{median_ms(after_receipt)}; every output in Orthanc p50 {median_ms([push.to_all for push in pushes])}"
+        f"{median_ms(after_receipt)}; every output in Orthanc p50 {median_ms([push.to_all for push in pushes])}\n"
+        f"    - the overhead's parts, p50 of each: {overhead_parts(pushes)}"
     )
 
 

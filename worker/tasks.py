@@ -188,28 +188,40 @@ def deliver(message: dict[str, Any]) -> None:
     if isinstance(outcome, InferenceFailed):
         _fail(receipt_id, outcome.reason)
     settings = runtime.settings()
+    started = time.perf_counter()
     try:
         source = OutputSource.of(pydicom.dcmread(runtime.spool().instance_path(receipt)))
         result = decode_result(outcome.result)
     except Exception as error:
         _fail(receipt_id, failure_reason("deliver", error))
+    opened_ms = (time.perf_counter() - started) * 1e3
+    log.info("deliver: receipt %s: source read and result decoded %.0f ms", receipt_id, opened_ms)
     destination = _destination_of(receipt)
     batches = [[kind for kind in settings.outputs if kind == "sr"], [kind for kind in settings.outputs if kind != "sr"]]
     uids: list[str] = []
     failure: Exception | None = None
     for batch in filter(None, batches):
+        started = time.perf_counter()
         try:
             datasets = build_outputs(source, result, batch)
+            built = time.perf_counter()
             encoded = _store_outputs(receipt_id, datasets)
         except Exception as error:  # highdicom/pydicom refusing the source's attributes, or the disk
             _fail(receipt_id, failure_reason(f"deliver ({', '.join(batch)})", error))
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
         journal.scored(receipt_id, result.global_score, result.region_scores, uids, round(outcome.compute_s * 1000))
+        stored = time.perf_counter()
+        sending = "not sent"
         if destination is not None and failure is None:
             try:
                 send_instances(encoded, destination, receipt.called_ae)
             except (DispatchError, OSError) as error:
                 failure = error
+            sending = f"sent {(time.perf_counter() - stored) * 1e3:.0f} ms"
+        log.info(
+            "deliver: receipt %s: %s built %.0f ms, encoded and stored %.0f ms, %s",
+            receipt_id, "+".join(batch), (built - started) * 1e3, (stored - built) * 1e3, sending,
+        )
     if destination is None:
         journal.undeliverable(receipt_id, "no destination configured: outputs kept in the spool")
         return
