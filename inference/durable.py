@@ -1,6 +1,7 @@
 """The one way files are written: atomically and durably (a temporary file in the target's
-folder, fsync, rename over the target, fsync of the folder), so that a crash leaves either the
-old file or the new one, never a part. Spooled instances, outputs, weights and checkpoints."""
+folder, fsync, rename over the target, fsync of the folder; each folder created on the way is
+fsynced in its own parent), so that a crash leaves either the old file or the new one, never a
+part, and never a file whose folder was lost. Spooled instances, outputs, weights and checkpoints."""
 
 import io
 import os
@@ -20,10 +21,22 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
+def _make_folders_durably(folder: Path) -> None:
+    """Create ``folder`` and any missing parents, each one's entry fsynced in its parent (POSIX:
+    a new directory entry is durable only once its directory is fsynced)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)  # another process may create it meanwhile
+        _fsync_directory(created.parent)
+
+
 def write_durably(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically and durably. On any failure nothing is left at
     ``target`` or in its folder."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folders_durably(target.parent)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -1,6 +1,8 @@
 """Spool and journal: durable write, journal row, and nothing left behind on failure."""
 
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,27 @@ def test_store_writes_the_bytes_and_journals_them(spool):
     assert spool.instance_path(receipt).read_bytes() == b"DICM-bytes"
     assert not list(spool.instance_path(receipt).parent.glob(".incoming-*"))
     assert spool.journal.get(spool.store(b"again", "MODALITY", "NODE", "1.2", "1.2.3", None)).path != receipt.path
+
+
+def test_a_folder_the_spool_creates_is_itself_made_durable(spool, monkeypatch):
+    """A new file is only as durable as the folder entries leading to it: the spool fsyncs the
+    folder of each folder it creates (the instance's shard, a receipt's outputs), not only the
+    folder of the file."""
+    synced: list[Path] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(handle: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    receipt = spool.journal.get(spool.store(b"DICM-bytes", "MODALITY", "NODE", "1.2", "1.2.3", None))
+    shard = spool.instance_path(receipt).parent
+    assert {shard, shard.parent, spool.root} <= set(synced)
+    synced.clear()
+    spool.store_output(receipt.id, 9701, "SR", b"SR-bytes")
+    outputs = spool.root / "outputs"
+    assert {outputs / receipt.id, outputs, spool.root} <= set(synced)
 
 
 def test_journal_failure_leaves_no_file(spool):
