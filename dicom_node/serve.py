@@ -16,6 +16,7 @@ from dicom_node.intake import Intake
 from dicom_node.journal import Journal
 from dicom_node.scp import start_scp
 from dicom_node.spool import Spool
+from inference.durable import make_folders_durably
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _wait_for_a_signal() -> int:
 
 def serve(settings: NodeSettings, work: Work) -> None:
     """Run the node until SIGINT/SIGTERM (or until its in-process worker stops)."""
-    settings.spool.mkdir(parents=True, exist_ok=True)
+    make_folders_durably(settings.spool)
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal, min_free_bytes=settings.min_free_space_mb * 2**20)
     spool.remove_orphans()

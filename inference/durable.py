@@ -21,7 +21,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
-def _make_folders_durably(folder: Path) -> None:
+def make_folders_durably(folder: Path) -> None:
     """Create ``folder`` and any missing parents, each one's entry fsynced in its parent (POSIX:
     a new directory entry is durable only once its directory is fsynced)."""
     missing = []
@@ -36,7 +36,7 @@ def _make_folders_durably(folder: Path) -> None:
 def write_durably(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically and durably. On any failure nothing is left at
     ``target`` or in its folder."""
-    _make_folders_durably(target.parent)
+    make_folders_durably(target.parent)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
     try:
         with os.fdopen(handle, "wb") as stream:
