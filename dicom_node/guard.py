@@ -7,10 +7,12 @@ association server:
   association is established) and one for each whole PDU from its first byte to its last: not
   per read, so a peer trickling a byte at a time is cut at the deadline;
 - the TLS handshake runs in the connection's own thread, never in the accept loop;
-- a PDU longer than ``max_pdu_size`` (P-DATA-TF; PS3.8 9.3.1, D.1) or than
-  :data:`ASSOCIATION_PDU_LIMIT` (other PDUs) is refused from its header, before its body is read;
-- the fragments of one C-STORE's dataset (PS3.8 E.2) are counted as they arrive and the
-  connection is cut once they exceed ``max_dataset_size_mb``.
+- a PDU of a type PS3.8 9.3 does not define, or longer than ``max_pdu_size`` (P-DATA-TF; PS3.8
+  9.3.1, D.1) or than :data:`ASSOCIATION_PDU_LIMIT` (other PDUs) is refused from its header,
+  before its body is read; a read that is not the body the header announced is refused too, so
+  the guard and pynetdicom never disagree on where a PDU begins;
+- the fragments of one message (PS3.8 E.2) are counted as they arrive and the connection is cut
+  once its dataset exceeds ``max_dataset_size_mb`` or its command set :data:`COMMAND_SET_LIMIT`.
 
 pynetdicom 3.0 offers no public hook for the last two: :class:`GuardedRequestHandler` overrides
 its ``RequestHandler._create_association`` to give each association a :class:`GuardedSocket`.
@@ -34,7 +36,9 @@ from dicom_node.config import NodeSettings
 log = logging.getLogger(__name__)
 PDU_HEADER = struct.Struct(">BBL")  # PDU type, reserved, length of the rest (PS3.8 9.3.1)
 P_DATA_TF = 0x04
+PDU_TYPES = frozenset(range(0x01, 0x08))  # A-ASSOCIATE-RQ .. A-ABORT (PS3.8 9.3)
 ASSOCIATION_PDU_LIMIT = 1_048_576  # A-ASSOCIATE-RQ with every context a sender could propose fits
+COMMAND_SET_LIMIT = 65_536  # a DIMSE command set (PS3.7 E.1) is a few hundred bytes
 PDV_HEADER = struct.Struct(">LBB")  # item length, presentation context ID, message control header
 WATCH_INTERVAL_S = 0.25
 
@@ -63,8 +67,8 @@ class LimitExceeded(OSError):
 
 
 class GuardedSocket(AssociationSocket):
-    """An association's socket that reads each PDU under the length limits, counts the dataset
-    fragments of the current message and notes when the PDU being read began.
+    """An association's socket that reads each PDU under the type and length limits, counts the
+    command and dataset fragments of the current message and notes when the PDU being read began.
 
     pynetdicom builds the acceptor's socket itself (and queues the connection event as it does):
     :meth:`guard` turns that socket into this class rather than building a second one.
@@ -74,6 +78,8 @@ class GuardedSocket(AssociationSocket):
     limits: Limits
     pdu_started: float | None  # monotonic time of the first byte of the PDU being read
     _pdu_type: int | None
+    _body_length: int  # of the PDU whose header was read
+    _command_bytes: int
     _dataset_bytes: int
 
     @classmethod
@@ -82,7 +88,7 @@ class GuardedSocket(AssociationSocket):
         guarded = cast(GuardedSocket, plain)
         guarded.address, guarded.limits = address, limits
         guarded.pdu_started = guarded._pdu_type = None
-        guarded._dataset_bytes = 0
+        guarded._body_length = guarded._command_bytes = guarded._dataset_bytes = 0
         return guarded
 
     def _refuse(self, what: str) -> LimitExceeded:
@@ -94,29 +100,40 @@ class GuardedSocket(AssociationSocket):
             self.pdu_started = time.monotonic()
             header = super().recv(nr_bytes)
             if len(header) == PDU_HEADER.size:
-                self._pdu_type, _, length = PDU_HEADER.unpack(bytes(header))
-                self._check_length(length)
+                pdu_type, _, length = PDU_HEADER.unpack(bytes(header))
+                self._check_header(pdu_type, length)
+                self._pdu_type, self._body_length = pdu_type, length
             return header
+        if nr_bytes != self._body_length:
+            raise self._refuse(f"a read of {nr_bytes:,} bytes where the PDU's body has {self._body_length:,}")
         body = super().recv(nr_bytes)
         if self._pdu_type == P_DATA_TF:
-            self._count_dataset(body)
+            self._count_fragments(body)
         self._pdu_type = self.pdu_started = None
         return body
 
-    def _check_length(self, length: int) -> None:
-        if self._pdu_type == P_DATA_TF and length > self.limits.max_pdu_size:
+    def _check_header(self, pdu_type: int, length: int) -> None:
+        if pdu_type not in PDU_TYPES:
+            raise self._refuse(f"PDU of unknown type 0x{pdu_type:02X}")
+        if pdu_type == P_DATA_TF and length > self.limits.max_pdu_size:
             raise self._refuse(f"P-DATA-TF PDU of {length:,} bytes, above max_pdu_size ({self.limits.max_pdu_size:,})")
         limit = max(self.limits.max_pdu_size, ASSOCIATION_PDU_LIMIT)
         if length > limit:
             raise self._refuse(f"PDU of {length:,} bytes, above the limit of {limit:,}")
 
-    def _count_dataset(self, body: bytearray) -> None:
-        """Add this P-DATA-TF's dataset fragments (control header bit 0 clear) to the message's
-        total; the last fragment (bit 1 set) ends the message."""
+    def _count_fragments(self, body: bytearray) -> None:
+        """Add this P-DATA-TF's fragments to its message's command set (control header bit 0 set)
+        or dataset (bit 0 clear); the last fragment of either (bit 1 set) ends it."""
         offset = 0
         while offset + PDV_HEADER.size <= len(body):
             item_length, _, control = PDV_HEADER.unpack_from(body, offset)
-            if not control & 0x01:
+            if control & 0x01:
+                self._command_bytes += item_length - 2
+                if self._command_bytes > COMMAND_SET_LIMIT:
+                    raise self._refuse(f"command set above {COMMAND_SET_LIMIT:,} bytes")
+                if control & 0x02:
+                    self._command_bytes = 0
+            else:
                 self._dataset_bytes += item_length - 2
                 if self._dataset_bytes > self.limits.max_dataset_bytes:
                     limit = self.limits.max_dataset_bytes // 2**20

@@ -15,6 +15,7 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage
 
 from dicom_node.config import NodeSettings, load_settings
+from dicom_node.guard import COMMAND_SET_LIMIT, P_DATA_TF
 from dicom_node.journal import Journal
 from dicom_node.scp import start_scp
 from dicom_node.spool import Spool
@@ -158,6 +159,52 @@ def test_a_pdu_longer_than_allowed_is_refused_from_its_header(tmp_path, caplog):
         wait_until(lambda: association.is_aborted, 30, "the node to cut the association")
         assert stored == []
     assert "above max_pdu_size (16,384)" in caplog.text
+
+
+def node_takes(connection: socket.socket, total: int) -> bool:
+    """Whether the node reads ``total`` bytes sent on ``connection`` instead of closing it."""
+    chunk = bytes(2**20)
+    try:
+        for _ in range(total // len(chunk)):
+            connection.sendall(chunk)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_pdu_of_unknown_type_is_refused_before_anything_else_is_read(tmp_path, caplog):
+    """An unknown PDU type (PS3.8 9.3) must not put the limits out of step with pynetdicom, which
+    reads on after it: here a stranger's 2 GB P-DATA-TF would be read whole into memory."""
+    caplog.set_level(logging.WARNING, logger="dicom_node.guard")
+    with running_scp(tmp_path, max_pdu_size=16384, negotiation_timeout=120) as (settings, _, stored):
+        connection = socket.create_connection((LOOPBACK, settings.port), source_address=(STRANGER, 0))
+        try:
+            connection.sendall(struct.pack(">BBL", 0x08, 0, 0) + struct.pack(">BBL", P_DATA_TF, 0, 0x7FFFFFF0))
+            assert not node_takes(connection, 64 * 2**20)
+        finally:
+            connection.close()
+        assert stored == []
+    assert "PDU of unknown type 0x08" in caplog.text
+
+
+def test_a_command_set_over_its_limit_is_refused(tmp_path, caplog):
+    """Command fragments (PS3.8 E.2, control header bit 0 set) are kept until the last one: a
+    sender that never marks one last must be cut, not buffered without end."""
+    caplog.set_level(logging.WARNING, logger="dicom_node.guard")
+    with running_scp(tmp_path, max_pdu_size=16384) as (settings, _, stored):
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(CTImageStorage)
+        association = ae.associate(LOOPBACK, settings.port, ae_title=NODE_AE, bind_address=(KNOWN, 0))
+        assert association.is_established
+        fragment = struct.pack(">LBB", 2 + 16000, 1, 0x01) + bytes(16000)  # a command fragment, not the last
+        try:
+            for _ in range(4 * 2**20 // len(fragment)):
+                association.dul.socket.send(struct.pack(">BBL", P_DATA_TF, 0, len(fragment)) + fragment)
+        except (OSError, AttributeError):  # the node cut it: pynetdicom closed (and dropped) its socket
+            pass
+        wait_until(lambda: association.is_aborted, 30, "the node to cut the association")
+        assert stored == []
+    assert f"command set above {COMMAND_SET_LIMIT:,} bytes" in caplog.text
 
 
 def test_a_dataset_over_the_size_limit_is_refused(tmp_path, caplog):
