@@ -63,7 +63,10 @@ def send_instances(instances: list[bytes], destination: Destination, calling_ae:
             if (dataset.SOPClassUID, syntax) not in accepted:
                 refused = f"{dataset.SOPClassUID.name} in {syntax.name}"
                 raise DispatchError(f"{destination} accepted no presentation context for {refused}")
-            status = association.send_c_store(dataset)
+            try:
+                status = association.send_c_store(dataset)
+            except RuntimeError as error:  # pynetdicom: the association ended since the last answer
+                raise DispatchError(f"association aborted by {destination} between two C-STOREs") from error
             code = getattr(status, "Status", None)
             if code is None:
                 raise DispatchError(f"association aborted by {destination} during the C-STORE")

@@ -1,4 +1,5 @@
-"""``dicom-node serve``: the node process. Embedded default: a private, supervised Redis
+"""``dicom-node serve``: the node process, alone on its spool (:func:`~dicom_node.spool.claim_spool`).
+Embedded default: a private, supervised Redis
 (:mod:`dicom_node.broker`); the work itself (queueing tasks, running a worker) is handed in by
 the composer (``worker.cli``, the command line), so that this package never reaches into
 ``worker``. Exits non-zero when its worker or broker fails for good."""
@@ -15,7 +16,7 @@ from dicom_node.config import NodeSettings
 from dicom_node.intake import Intake
 from dicom_node.journal import Journal
 from dicom_node.scp import start_scp
-from dicom_node.spool import Spool
+from dicom_node.spool import Spool, claim_spool
 from inference.durable import make_folders_durably
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def _wait_for_a_signal() -> int:
 def serve(settings: NodeSettings, work: Work) -> None:
     """Run the node until SIGINT/SIGTERM (or until its in-process worker stops)."""
     make_folders_durably(settings.spool)
+    claim = claim_spool(settings.spool)
     journal = Journal(settings.journal_path)
     spool = Spool(settings.spool, journal, min_free_bytes=settings.min_free_space_mb * 2**20)
     spool.remove_orphans()
@@ -73,6 +75,7 @@ def serve(settings: NodeSettings, work: Work) -> None:
         journal.close()
         if broker is not None:
             broker.stop()
+        os.close(claim)
         log.info("stopped")
     if broker is not None and broker.failed:
         log.error("the embedded broker could not be restarted: stopping with status 1")

@@ -3,7 +3,9 @@ temp file + fsync + rename + directory fsync, then recorded in the journal; only
 SCP answer success (ARCHITECTURE.md "Success means safe"). It owns its layout: instances under
 ``instances/``, each receipt's outputs under ``outputs/<receipt>/``."""
 
+import fcntl
 import logging
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -14,10 +16,34 @@ from inference.durable import TEMPORARY_PREFIX, write_durably
 log = logging.getLogger(__name__)
 INSTANCES = "instances"
 OUTPUTS = "outputs"
+LOCK = "node.lock"
 
 
 class SpoolError(OSError):
     """The instance could not be stored durably (disk full, permissions, journal failure)."""
+
+
+class SpoolInUse(RuntimeError):
+    """Another node serves this spool: one spool, one node."""
+
+
+def claim_spool(root: Path) -> int:
+    """Take the spool for this node (an exclusive lock on ``root/node.lock`` that ends with the
+    process, however it ends) before anything in it is touched; returns the lock's descriptor,
+    to keep open. Raises :class:`SpoolInUse` naming the node that holds it."""
+    handle = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(handle, 32).decode(errors="replace").strip() or "unknown"
+        os.close(handle)
+        raise SpoolInUse(
+            f"another dicom-node is serving the spool {root} (pid {holder}): one spool, one node; "
+            "give this one a spool of its own"
+        ) from None
+    os.ftruncate(handle, 0)
+    os.write(handle, f"{os.getpid()}\n".encode())
+    return handle
 
 
 class Spool:

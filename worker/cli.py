@@ -59,6 +59,7 @@ def serve(
     from dicom_node.broker import BrokerError
     from dicom_node.serve import Work
     from dicom_node.serve import serve as run
+    from dicom_node.spool import SpoolInUse
     from inference.errors import InferenceError
     from worker.app import QUEUES, configure
     from worker.process import run_worker, settings_for_queues
@@ -82,7 +83,7 @@ def serve(
     try:
         settings.require_model()
         run(settings, work)
-    except (ConfigError, BrokerError, InferenceError) as error:
+    except (ConfigError, BrokerError, InferenceError, SpoolInUse) as error:
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
 

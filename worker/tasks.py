@@ -175,9 +175,11 @@ def _delivered(receipt: Receipt) -> None:
 def deliver(message: dict[str, Any]) -> None:
     """Build the configured outputs, store them in the spool and C-STORE them (node queue).
 
-    The SR is built and sent on its own first, so that the scores reach the PACS while the
-    images are still being drawn. Every output is stored (fsync) and journaled before it is
-    sent, so it is kept even when delivery fails; a failed delivery continues with ``redeliver``.
+    The SR is built, stored and sent on its own first, so that the scores reach the PACS while
+    the images are still being drawn. The receipt is journaled ``scored`` with its outputs once
+    every output is stored (fsync), before the images are sent: its outputs are kept even when
+    delivery fails (a failed delivery continues with ``redeliver``), and a node that stops
+    before then scores the receipt again, so no receipt is ever done with part of its outputs.
     """
     outcome = inference_outcome(message)
     receipt_id = outcome.receipt_id
@@ -197,10 +199,11 @@ def deliver(message: dict[str, Any]) -> None:
     opened_ms = (time.perf_counter() - started) * 1e3
     log.info("deliver: receipt %s: source read and result decoded %.0f ms", receipt_id, opened_ms)
     destination = _destination_of(receipt)
-    batches = [[kind for kind in settings.outputs if kind == "sr"], [kind for kind in settings.outputs if kind != "sr"]]
+    kinds = settings.outputs
+    batches = [batch for batch in ([k for k in kinds if k == "sr"], [k for k in kinds if k != "sr"]) if batch]
     uids: list[str] = []
     failure: Exception | None = None
-    for batch in filter(None, batches):
+    for batch in batches:
         started = time.perf_counter()
         try:
             datasets = build_outputs(source, result, batch)
@@ -209,7 +212,8 @@ def deliver(message: dict[str, Any]) -> None:
         except Exception as error:  # highdicom/pydicom refusing the source's attributes, or the disk
             _fail(receipt_id, failure_reason(f"deliver ({', '.join(batch)})", error))
         uids += [str(dataset.SOPInstanceUID) for dataset in datasets]
-        journal.scored(receipt_id, result.global_score, result.region_scores, uids, round(outcome.compute_s * 1000))
+        if batch is batches[-1]:
+            journal.scored(receipt_id, result.global_score, result.region_scores, uids, round(outcome.compute_s * 1000))
         stored = time.perf_counter()
         sending = "not sent"
         if destination is not None and failure is None:

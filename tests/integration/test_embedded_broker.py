@@ -4,12 +4,22 @@ redis-server, and after a restart every acknowledged image is delivered."""
 
 import os
 import signal
+import subprocess
 import time
 
 import pydicom
 from pydicom.uid import generate_uid
 
-from tests.servers import c_store, free_port, listening, node_process, node_status, storage_scp, wait_until
+from tests.servers import (
+    DICOM_NODE,
+    c_store,
+    free_port,
+    listening,
+    node_process,
+    node_status,
+    storage_scp,
+    wait_until,
+)
 
 NODE_AET = "TEST_NODE"
 LOOPBACK = "127.0.0.1"
@@ -122,3 +132,23 @@ def test_a_broker_that_cannot_be_started_again_stops_the_node_with_a_failure_sta
         os.kill(broker, signal.SIGKILL)
         assert node.wait(timeout=120) == 1
     assert "could not be restarted" in (tmp_path / "node" / "serve.log").read_text()
+
+
+def test_a_second_node_on_the_same_spool_refuses_to_start(tmp_path, fuji_cr):
+    """One spool, one node: a second node given the same spool (a copy-pasted unit, a manual start
+    beside the service) must not take the first one's broker, files or receipts."""
+    spool, port = tmp_path / "spool", free_port()
+    with storage_scp() as (destination, received), node_process(
+        tmp_path / "first", _arguments(spool, port, destination)
+    ):
+        wait_until(lambda: listening(port), 60, "the first node to listen")
+        second = subprocess.run(
+            [*DICOM_NODE, "serve", *_arguments(spool, free_port(), destination)],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert second.returncode == 2
+        assert f"another dicom-node is serving the spool {spool}" in " ".join(second.stderr.split())  # unwrapped
+        assert c_store(fuji_cr, port, NODE_AET) == 0x0000  # the first node goes on as before
+        wait_until(lambda: _all_delivered(spool, 1), 300, "the first node to deliver")
+        assert len(received) == 1
+        assert "embedded broker (redis-server) exited" not in (tmp_path / "first" / "serve.log").read_text()

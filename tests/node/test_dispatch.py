@@ -1,12 +1,15 @@
 """Sending outputs by C-STORE over a real association, and TCP_NODELAY on the node's sockets."""
 
+import logging
 import socket
 import threading
+import time
 from io import BytesIO
 from types import SimpleNamespace
 
 import pydicom
 import pytest
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import SegmentationStorage
 
 from dicom_node.config import Destination
@@ -66,6 +69,45 @@ def test_a_peer_that_drops_the_connection_is_an_abort():
         dropper.start()
         with pytest.raises(DispatchError, match="aborted"):
             send_instances([require_path(J2K_CR).read_bytes()], Destination.parse(f"PACS@{LOOPBACK}:{port}"), "NODE")
+
+
+class _PauseAfterEachStore(logging.Handler):
+    """A busy node: it pauses after each "stored ..." line, long enough for its association's
+    reactor to notice what the peer did meanwhile."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("stored "):
+            time.sleep(0.2)
+
+
+def test_a_peer_gone_between_two_stores_is_a_dispatch_error(caplog):
+    """A PACS that goes away between two C-STOREs of one association (pynetdicom then refuses to
+    send the second, with a RuntimeError) is a failed delivery attempt to retry."""
+    radiograph = require_path(J2K_CR).read_bytes()
+    second = pydicom.dcmread(BytesIO(radiograph))
+    second.SOPInstanceUID = second.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    buffer = BytesIO()
+    second.save_as(buffer, enforce_file_format=True)
+
+    def close_after_the_answer(event: evt.Event) -> None:
+        """The PACS's process dies right after it wrote its first C-STORE answer (a P-DATA-TF)."""
+        if event.data[:1] == b"\x04":
+            event.assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+
+    ae = AE(ae_title="PACS")
+    ae.add_supported_context(second.SOPClassUID, second.file_meta.TransferSyntaxUID)
+    handlers = [(evt.EVT_C_STORE, lambda event: 0x0000), (evt.EVT_DATA_SENT, close_after_the_answer)]
+    server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=handlers)
+    caplog.set_level(logging.INFO, logger="dicom_node.dispatch")
+    pause, dispatch_log = _PauseAfterEachStore(), logging.getLogger("dicom_node.dispatch")
+    dispatch_log.addHandler(pause)
+    try:
+        destination = Destination.parse(f"PACS@{LOOPBACK}:{server.server_address[1]}")
+        with pytest.raises(DispatchError, match="aborted"):
+            send_instances([radiograph, buffer.getvalue()], destination, "NODE")
+    finally:
+        dispatch_log.removeHandler(pause)
+        server.shutdown()
 
 
 def test_disable_nagle_sets_tcp_nodelay():
