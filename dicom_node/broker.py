@@ -182,4 +182,10 @@ class EmbeddedBroker:
                 time.sleep(min(2**failures, 30))
                 continue
             failures = 0
-            self.on_restart()
+            try:
+                self.on_restart()
+            except Exception:  # the journal's re-queue failed: a broker with nothing queued is no broker
+                log.exception("re-queueing the journal after the broker's restart failed: stopping the node")
+                self.failed = True
+                self.on_failure()
+                return

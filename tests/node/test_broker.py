@@ -45,6 +45,25 @@ def test_a_broker_that_dies_is_started_again_on_its_port(broker):
     assert redis.Redis.from_url(url).ping()
 
 
+def test_a_restart_whose_requeue_fails_is_a_broker_failure_not_silence(tmp_path):
+    """The node re-queues the journal after a broker restart; should that fail (the journal
+    unreadable), the node must hear of it and stop, not go on accepting images with no broker."""
+    require_tool("redis-server")
+    failed = threading.Event()
+
+    def requeue_fails() -> None:
+        raise OSError("the journal cannot be read")
+
+    embedded = EmbeddedBroker(tmp_path / "spool", on_restart=requeue_fails, on_failure=failed.set)
+    embedded.start()
+    try:
+        os.kill(embedded.pid, signal.SIGKILL)
+        assert failed.wait(30)
+        assert embedded.failed
+    finally:
+        embedded.stop()
+
+
 def test_an_orphan_of_a_killed_node_is_stopped_by_the_next_node(tmp_path):
     require_tool("redis-server")
     spool = tmp_path / "spool"
