@@ -1,20 +1,24 @@
 """The embedded default broker (issue 11): a private redis-server for one spool, supervised.
 
 Without ``broker_url`` the node starts its own redis-server on a free loopback port, so two nodes
-on one host never share queues by accident. It keeps nothing on disk (no RDB, no append-only
-file): the journal is the source of truth and re-queues whatever is pending, so a full spool disk
-cannot stop the broker. Its URL is written to ``spool/redis/broker.url`` for the processes that
-share the spool (``dicom-node worker --queues node``, ``dicom-node retry``). It is supervised: if
-it dies it is started again on the same port and ``on_restart`` re-queues the pending receipts;
-after ``MAX_RESTARTS`` failed restarts in a row the broker is given up (``failed``) and
-``on_failure`` is called. It dies with the node (Linux parent-death signal), and an orphan left
-by a node that was killed is stopped when the next node starts on the same spool.
+on one host never share queues by accident. It wants a password (random, made at each start,
+given to redis-server on its standard input, never on a command line): its port is open to every
+local user, and whoever can use the broker can forge results. It keeps nothing on disk (no RDB,
+no append-only file): the journal is the source of truth and re-queues whatever is pending, so a
+full spool disk cannot stop the broker. Its URL, password included, is written to
+``spool/redis/broker.url`` (readable by the spool's owner only) for the processes that share the
+spool (``dicom-node worker --queues node``, ``dicom-node retry``). It is supervised: if it dies
+it is started again on the same port and ``on_restart`` re-queues the pending receipts; after
+``MAX_RESTARTS`` failed restarts in a row the broker is given up (``failed``) and ``on_failure``
+is called. It dies with the node (Linux parent-death signal), and an orphan left by a node that
+was killed is stopped when the next node starts on the same spool.
 """
 
 import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -93,6 +97,7 @@ class EmbeddedBroker:
         self.folder = Path(spool).resolve() / "redis"
         self.on_restart, self.on_failure = on_restart, on_failure
         self.port = 0
+        self.password = secrets.token_urlsafe(32)
         self.failed = False
         self._process: subprocess.Popen | None = None
         self._stopping = threading.Event()
@@ -100,7 +105,7 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        return f"redis://:{self.password}@{LOOPBACK}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -112,9 +117,15 @@ class EmbeddedBroker:
         self._stop_orphan()
         self.port = free_loopback_port()
         self._launch()
-        (self.folder / "broker.url").write_text(self.url + "\n")
+        url_file = os.open(self.folder / "broker.url", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(url_file, "w") as stream:
+            os.fchmod(stream.fileno(), 0o600)  # an older node's file may have been readable by all
+            stream.write(self.url + "\n")
         self._supervisor.start()
-        log.info("embedded broker on %s (private to %s, nothing kept on disk)", self.url, self.folder.parent)
+        log.info(
+            "embedded broker on %s:%d (private to %s, password in %s, nothing kept on disk)",
+            LOOPBACK, self.port, self.folder.parent, self.folder / "broker.url",
+        )
         return self.url
 
     def stop(self) -> None:
@@ -140,12 +151,14 @@ class EmbeddedBroker:
                 "redis-server is not installed: install it (sudo apt-get install redis-server, or "
                 "bash deploy/install.sh) or give --broker-url for a running Redis"
             )
-        command = [
-            program, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.folder),
+        command = [  # "-": the rest of the configuration (the password) comes on standard input
+            program, "-", "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.folder),
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
         ]
         try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, preexec_fn=_die_with_parent)
+            with process.stdin:  # redis-server reads its standard input to the end, then serves
+                process.stdin.write(f"requirepass {self.password}\n".encode())
         except OSError as error:
             raise BrokerError(f"cannot run redis-server: {error}") from error
         deadline = time.monotonic() + START_TIMEOUT_S

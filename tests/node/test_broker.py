@@ -3,6 +3,7 @@
 import os
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 import redis
@@ -35,6 +36,19 @@ def test_a_private_broker_keeps_nothing_on_disk_and_tells_the_spool(broker, tmp_
     finally:
         other.stop()
     assert spool_broker_url(tmp_path / "other-spool") is None
+
+
+def test_only_those_who_can_read_the_spool_can_use_the_broker(broker, tmp_path):
+    """Whoever reaches the broker can forge results (a Scored message for a pending receipt): the
+    port is open to every local user, so the broker wants a password, which only the spool's
+    owner can read (broker.url, mode 0600) and which no command line shows."""
+    password = redis.Redis.from_url(broker.url).connection_pool.connection_kwargs.get("password")
+    assert password
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=broker.port).ping()
+    assert redis.Redis.from_url(spool_broker_url(tmp_path / "spool")).ping()
+    assert (broker.folder / "broker.url").stat().st_mode & 0o077 == 0
+    assert password not in (Path("/proc") / str(broker.pid) / "cmdline").read_text()
 
 
 def test_a_broker_that_dies_is_started_again_on_its_port(broker):
