@@ -1,8 +1,8 @@
 """``dicom-node serve``: the node process, alone on its spool (:func:`~dicom_node.spool.claim_spool`).
-Embedded default: a private, supervised Redis
-(:mod:`dicom_node.broker`); the work itself (queueing tasks, running a worker) is handed in by
-the composer (``worker.cli``, the command line), so that this package never reaches into
-``worker``. Exits non-zero when its worker or broker fails for good."""
+Embedded default: a private, supervised Redis (:mod:`dicom_node.broker`); a shared Redis is
+watched for restarts (:mod:`dicom_node.broker_watch`). The work itself (queueing tasks, running a
+worker) is handed in by the composer (``worker.cli``, the command line), so that this package
+never reaches into ``worker``. Exits non-zero when its worker or broker fails for good."""
 
 import logging
 import os
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dicom_node.broker import EmbeddedBroker
+from dicom_node.broker_watch import BrokerWatch
 from dicom_node.config import NodeSettings
 from dicom_node.intake import Intake
 from dicom_node.journal import Journal
@@ -57,20 +58,26 @@ def serve(settings: NodeSettings, work: Work) -> None:
         spool, journal, work.enqueue, work.enqueue_redelivery, settings.destination, settings.max_pixels,
         settings.max_in_flight,
     )
-    broker = None
+    broker, watch = None, None
     broker_url = settings.broker_url
     if broker_url is None:  # the embedded default: a restarted broker is empty, the journal re-queues
         broker = EmbeddedBroker(settings.spool, on_restart=intake.recover, on_failure=_stop_this_process)
         broker_url = broker.start()
+    elif BrokerWatch.applies_to(broker_url):  # a shared Redis: the same, once its restart is noticed
+        watch = BrokerWatch(broker_url, on_restart=intake.recover)
     work.connect(broker_url)
     intake.start()
     intake.recover()
+    if watch is not None:
+        watch.start()
     server = start_scp(settings, spool, intake.submit)
     status = 0
     try:
         status = work.run_worker(broker_url) if work.run_worker is not None else _wait_for_a_signal()
     finally:
         server.shutdown()
+        if watch is not None:
+            watch.stop()
         intake.stop()
         journal.close()
         if broker is not None:

@@ -1,0 +1,65 @@
+"""Noticing that a shared Redis broker restarted (the production split's ``broker_url``).
+
+A Redis that restarts keeps only what its persistence saved: none of its queued tasks without
+it, all but the last second with an append-only file every second. The journal still holds every
+receipt not yet delivered, so the node re-queues them, as it does when its embedded broker is
+started again (:mod:`dicom_node.broker`). A restart shows as a new ``run_id`` (Redis ``INFO
+server``), read every :data:`WATCH_INTERVAL_S` seconds; re-queued receipts get new chain tokens,
+so tasks that survived the restart stop as superseded instead of running twice. Other brokers
+are not watched.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import redis
+
+log = logging.getLogger(__name__)
+WATCH_INTERVAL_S = 5.0
+REDIS_SCHEMES = ("redis", "rediss")
+
+
+class BrokerWatch:
+    """Calls ``on_restart`` each time the Redis at ``url`` comes back with a new ``run_id``."""
+
+    def __init__(self, url: str, on_restart: Callable[[], object], interval: float = WATCH_INTERVAL_S) -> None:
+        self._client = redis.Redis.from_url(url, socket_timeout=interval, socket_connect_timeout=interval)
+        self._where = urlsplit(url).hostname, urlsplit(url).port  # never the password
+        self.on_restart, self.interval = on_restart, interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
+
+    @staticmethod
+    def applies_to(url: str) -> bool:
+        return urlsplit(url).scheme in REDIS_SCHEMES
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=2 * self.interval)
+
+    def _run_id(self) -> str | None:
+        try:
+            return str(self._client.info("server")["run_id"])
+        except (redis.RedisError, OSError, KeyError):
+            return None  # down or restarting: the next look tells
+
+    def _watch(self) -> None:
+        known = self._run_id()
+        while not self._stopped.wait(self.interval):
+            current = self._run_id()
+            if current is None or current == known:
+                continue
+            if known is not None:
+                host, port = self._where
+                log.warning("the broker at %s:%s restarted: re-queueing every receipt not yet delivered", host, port)
+                try:
+                    self.on_restart()
+                except Exception:  # the journal failed; the next restart, or the node's, re-queues
+                    log.exception("re-queueing after the broker's restart failed")
+                    continue
+            known = current
