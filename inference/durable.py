@@ -22,14 +22,15 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def make_folders_durably(folder: Path) -> None:
-    """Create ``folder`` and any missing parents, each one's entry fsynced in its parent (POSIX:
-    a new directory entry is durable only once its directory is fsynced)."""
+    """Create ``folder`` and any missing parents, for their owner alone (they hold patient data),
+    each one's entry fsynced in its parent (POSIX: a new directory entry is durable only once its
+    directory is fsynced)."""
     missing = []
     while not folder.is_dir():
         missing.append(folder)
         folder = folder.parent
     for created in reversed(missing):
-        created.mkdir(exist_ok=True)  # another process may create it meanwhile
+        created.mkdir(mode=0o700, exist_ok=True)  # another process may create it meanwhile
         _fsync_directory(created.parent)
 
 

@@ -45,6 +45,8 @@ def test_a_folder_the_spool_creates_is_itself_made_durable(spool, monkeypatch):
     spool.store_output(receipt.id, 9701, "SR", b"SR-bytes")
     outputs = spool.root / "outputs"
     assert {outputs / receipt.id, outputs, spool.root} <= set(synced)
+    for created in (shard, shard.parent, outputs, outputs / receipt.id):  # patient data: the owner's alone
+        assert created.stat().st_mode & 0o077 == 0
 
 
 def test_journal_failure_leaves_no_file(spool):
