@@ -5,7 +5,8 @@ it, all but the last second with an append-only file every second. The journal s
 receipt not yet delivered, so the node re-queues them, as it does when its embedded broker is
 started again (:mod:`dicom_node.broker`). A restart shows as a new ``run_id`` (Redis ``INFO
 server``), read every :data:`WATCH_INTERVAL_S` seconds; re-queued receipts get new chain tokens,
-so tasks that survived the restart stop as superseded instead of running twice. Other brokers
+so tasks that survived the restart stop as superseded instead of running twice. A broker that
+refuses ``INFO`` (an ACL user without it) is not watched, and the log says so once. Other brokers
 are not watched.
 """
 
@@ -25,9 +26,11 @@ class BrokerWatch:
     """Calls ``on_restart`` each time the Redis at ``url`` comes back with a new ``run_id``."""
 
     def __init__(self, url: str, on_restart: Callable[[], object], interval: float = WATCH_INTERVAL_S) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=interval, socket_connect_timeout=interval)
-        self._where = urlsplit(url).hostname, urlsplit(url).port  # never the password
+        self._url = url
+        self._where = f"{urlsplit(url).hostname}:{urlsplit(url).port}"  # never the password
         self.on_restart, self.interval = on_restart, interval
+        self._client: redis.Redis | None = None
+        self._warned = False
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
 
@@ -44,9 +47,21 @@ class BrokerWatch:
 
     def _run_id(self) -> str | None:
         try:
+            if self._client is None:
+                self._client = redis.Redis.from_url(
+                    self._url, socket_timeout=self.interval, socket_connect_timeout=self.interval
+                )
             return str(self._client.info("server")["run_id"])
-        except (redis.RedisError, OSError, KeyError):
+        except (redis.ConnectionError, redis.TimeoutError):
             return None  # down or restarting: the next look tells
+        except (redis.RedisError, ValueError, KeyError) as error:  # refused INFO, a URL redis-py reads otherwise
+            if not self._warned:
+                password = urlsplit(self._url).password
+                reason = str(error).replace(password, "***") if password else str(error)
+                log.warning("cannot watch the broker at %s for restarts (%s): a restart that empties it "
+                            "strands what it held until the node restarts", self._where, reason)
+                self._warned = True
+            return None
 
     def _watch(self) -> None:
         known = self._run_id()
@@ -55,8 +70,7 @@ class BrokerWatch:
             if current is None or current == known:
                 continue
             if known is not None:
-                host, port = self._where
-                log.warning("the broker at %s:%s restarted: re-queueing every receipt not yet delivered", host, port)
+                log.warning("the broker at %s restarted: re-queueing every receipt not yet delivered", self._where)
                 try:
                     self.on_restart()
                 except Exception:  # the journal failed; the next restart, or the node's, re-queues

@@ -3,6 +3,7 @@ temp file + fsync + rename + directory fsync, then recorded in the journal; only
 SCP answer success (ARCHITECTURE.md "Success means safe"). It owns its layout: instances under
 ``instances/``, each receipt's outputs under ``outputs/<receipt>/``."""
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -41,8 +42,9 @@ def claim_spool(root: Path) -> int:
             f"another dicom-node is serving the spool {root} (pid {holder}): one spool, one node; "
             "give this one a spool of its own"
         ) from None
-    os.ftruncate(handle, 0)
-    os.write(handle, f"{os.getpid()}\n".encode())
+    with contextlib.suppress(OSError):  # only for the message above; a full disk must not stop the node
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
     return handle
 
 
