@@ -99,7 +99,7 @@ class ReportSteps:
 
     opened: float  # source read and result decoded
     built: float  # SR built (with the region map it is traced on)
-    stored: float  # SR encoded, stored (fsync) and journaled
+    stored: float  # SR encoded and stored (fsync); journaled too where it is the only output
     sent: float  # association, C-STORE, Orthanc's answer, release
     sent_at: float
 
@@ -111,11 +111,16 @@ _SR_STEPS = re.compile(
 )
 
 
-def report_steps(log: Path, receipt: str, pushed_at: datetime.datetime) -> ReportSteps:
-    """The SR's steps of ``receipt`` from the node's log (its local times, milliseconds)."""
+def report_steps(log: Path) -> dict[str, tuple[re.Match, re.Match]]:
+    """Receipt id -> its "source read" and "sr built ..." lines in the node's log."""
     lines = log.read_text().splitlines()
-    opened = next(m for m in map(_OPENED.match, lines) if m and m["id"] == receipt)
-    steps = next(m for m in map(_SR_STEPS.match, lines) if m and m["id"] == receipt)
+    opened = {m["id"]: m for m in map(_OPENED.match, lines) if m}
+    return {m["id"]: (opened[m["id"]], m) for m in map(_SR_STEPS.match, lines) if m}
+
+
+def _report(logged: tuple[re.Match, re.Match], pushed_at: datetime.datetime) -> ReportSteps:
+    """One receipt's steps from its log lines (the node's local times, milliseconds)."""
+    opened, steps = logged
     logged_at = datetime.datetime.strptime(steps["at"], "%Y-%m-%d %H:%M:%S,%f").astimezone(datetime.UTC)
     return ReportSteps(
         int(opened["ms"]) / 1e3, int(steps["built"]) / 1e3, int(steps["stored"]) / 1e3, int(steps["sent"]) / 1e3,
@@ -160,11 +165,12 @@ def push_latencies(work: Path, files: list[Path], outputs: tuple[str, ...], refe
                     pushed_at, to_sr, time.perf_counter() - start
                 )
         rows = {row["sop_instance_uid"]: row for row in node_status(spool)}
+    logged = report_steps(work / f"node-{name}" / "serve.log")
     pushes = []
     for uid, (pushed_at, to_sr, to_all) in timings.items():
         received_at = datetime.datetime.fromisoformat(rows[uid]["received_at"])
         to_receipt = (received_at - pushed_at).total_seconds()
-        report = report_steps(work / f"node-{name}" / "serve.log", rows[uid]["id"], pushed_at)
+        report = _report(logged[rows[uid]["id"]], pushed_at)
         pushes.append(Push(to_sr, to_all, to_receipt, rows[uid]["compute_ms"] / 1000, report))
     return pushes[1:]
 
@@ -175,7 +181,7 @@ def overhead_parts(pushes: list[Push]) -> str:
         "push to safe in the spool": [push.to_receipt for push in pushes],
         "report task: source read": [push.report.opened for push in pushes],
         "SR built": [push.report.built for push in pushes],
-        "SR encoded, stored and journaled": [push.report.stored for push in pushes],
+        "SR encoded and stored": [push.report.stored for push in pushes],
         "SR sent (association, C-STORE, Orthanc's answer)": [push.report.sent for push in pushes],
         "SR answered to SR listed by Orthanc (20 ms polling)": [push.to_sr - push.report.sent_at for push in pushes],
     }
