@@ -204,7 +204,7 @@ def deliver(message: dict[str, Any]) -> None:
     uids: list[str] = []
     failure: Exception | None = None
     for batch in batches:
-        started = time.perf_counter()
+        batch_started = time.perf_counter()
         try:
             datasets = build_outputs(source, result, batch)
             built = time.perf_counter()
@@ -224,7 +224,7 @@ def deliver(message: dict[str, Any]) -> None:
             sending = f"sent {(time.perf_counter() - stored) * 1e3:.0f} ms"
         log.info(
             "deliver: receipt %s: %s built %.0f ms, encoded and stored %.0f ms, %s",
-            receipt_id, "+".join(batch), (built - started) * 1e3, (stored - built) * 1e3, sending,
+            receipt_id, "+".join(batch), (built - batch_started) * 1e3, (stored - built) * 1e3, sending,
         )
     if destination is None:
         journal.undeliverable(receipt_id, "no destination configured: outputs kept in the spool")
