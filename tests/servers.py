@@ -58,10 +58,10 @@ def spawn(command: list[str], log: Path, env: dict | None = None) -> subprocess.
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A real redis-server; yields its broker URL."""
+def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A real redis-server keeping nothing on disk, on ``port`` or a free one; yields its broker URL."""
     program = require_tool("redis-server")
-    port = free_port()
+    port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     process = spawn(
         [program, "--bind", LOOPBACK, "--port", str(port), "--dir", str(folder), "--save", "",
