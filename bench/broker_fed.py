@@ -6,10 +6,11 @@
    path the worker runs (forward pass; lung masks, alignments and contributions to the host),
    median of ``--repeats`` runs after warm-up.
    The predictor is freed before step 2.
-2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N ``Prepared``
-   messages of that image published to the inference queue (``worker.tasks.infer.delay``) before
-   the workers start; then ``--workers`` W (default 1) ``dicom-node worker --queues inference
-   --untrained`` processes at batch size B on the same device, with nothing consuming the "node"
+2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N copies of that
+   image queued for the inference worker as ``prepare`` queues them
+   (``worker.tasks.queue_for_scoring``: each model input in Redis beside a small ``Prepared``
+   message) before the workers start; then ``--workers`` W (default 1) ``dicom-node worker
+   --queues inference --untrained`` processes at batch size B on the same device, with nothing consuming the "node"
    queue, where their report messages pile up (every priority list of it is counted).
    Throughput = (N - the reports already there) / (the time from the first report message once
    every worker consumes to the N-th), so that the workers' start (model load, warm-up, compile)
@@ -59,7 +60,7 @@ from tests.servers import DICOM_NODE, redis_server, spawn, stop  # noqa: E402
 from worker.app import NODE_QUEUE, configure  # noqa: E402
 from worker.messages import Prepared  # noqa: E402
 from worker.serialization import encode_prepared  # noqa: E402
-from worker.tasks import infer  # noqa: E402
+from worker.tasks import queue_for_scoring  # noqa: E402
 
 BATCH_WAIT_MS = 20
 IMAGES_PER_BATCH = 20  # default --images: this many batches
@@ -170,13 +171,13 @@ def count_reports(client: redis.Redis, keys: list[str]) -> int:
 
 
 def publish_prepared(broker_url: str, image: PreparedImage, count: int) -> int:
-    """Queue ``count`` Prepared messages of ``image`` for ``infer``; returns one message's JSON bytes."""
+    """Queue ``count`` images for ``infer`` as ``prepare`` does (``queue_for_scoring``: each
+    model input in the broker's Redis, its header in the message); returns one message's JSON bytes."""
     app = configure(NodeSettings(untrained=True), broker_url)
-    encoded = encode_prepared(image)
     for index in range(count):
-        infer.delay(Prepared(f"bench-{index:05d}", "bench", encoded, 0.0).to_json())
+        queue_for_scoring(f"bench-{index:05d}", "bench", image, 0.0)
     app.pool.force_close_all()
-    return len(json.dumps(Prepared("bench-00000", "bench", encoded, 0.0).to_json()))
+    return len(json.dumps(Prepared("bench-00000", "bench", encode_prepared(image)[0], 0.0).to_json()))
 
 
 def worker_command(setup: Setup, broker_url: str, spool: Path) -> list[str]:
@@ -294,8 +295,9 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
         f"forward pass; lung masks, alignments, contributions; median of {setup.repeats} runs after {WARMUP} "
         f"warm-up runs): "
         f"{alone_s * 1e3:.1f} ms/batch = {alone_rate:.2f} images/s",
-        f"- Broker-fed ({workers}, {setup.images} Prepared messages of {fed.message_bytes / 1024:.0f} KiB JSON each "
-        f"queued in a private redis-server before they started): {fed.rate:.2f} images/s = (N - the "
+        f"- Broker-fed ({workers}, {setup.images} Prepared messages of {fed.message_bytes} bytes of JSON each, "
+        f"their model inputs beside them, queued in a private redis-server before they started): "
+        f"{fed.rate:.2f} images/s = (N - the "
         f"{fed.counted_from} reports already there) / {fed.span_s:.2f} s from the first report message once every "
         f"worker consumed to the last of {setup.images}; start to then {fed.start_s:.1f} s (model load, "
         f"warm-up{', compile' if setup.compiled else ''}, first batch); {fed.scored} of {setup.images} logged as "

@@ -1,18 +1,19 @@
 """What one image's messages cost an inference worker's CPU, per image (issue 13): the work that
 bounds a GPU worker fed by the broker (docs/benchmarks.md, "Broker-fed inference worker").
 
-For the Fuji chest CR prepared at 512 x 512 and its untrained result: taking a Prepared message
-as the consumer does (the kombu envelope read from Redis, its body with kombu's default base64
-encoding and as the text the node now keeps, then the body's JSON), ``decode_prepared``,
+For the Fuji chest CR prepared at 512 x 512 and its untrained result: what the consumer does with
+a Prepared message (reads the kombu envelope's JSON and the body's, and writes the envelope's
+JSON again for kombu's store of unacknowledged messages), for the message as it is (its model
+input beside it, worker.model_inputs) and, as the reference, for the message with the model
+input inside it as base64 (the node's format until 2026-11-26); ``decode_prepared``,
 ``encode_result`` and writing the Scored message's JSON; and on the node's side,
 ``encode_prepared``. Median of ``--repeats`` runs after warm-up (``bench.inference.timed``) in this
-process; the reference is the base64 envelope.
+process.
 
     .venv/bin/python bench/messages.py [--repeats 50] [--write docs/benchmarks.md]
 """
 
 import argparse
-import base64
 import datetime
 import json
 import platform
@@ -24,6 +25,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import pybase64  # noqa: E402
 import pydicom  # noqa: E402
 
 from bench.common import machine, publish  # noqa: E402
@@ -41,22 +43,31 @@ def main() -> None:
     parser.add_argument("--write", help="append the results to this markdown file")
     args = parser.parse_args()
     prepared = prepare_dataset(pydicom.dcmread(require_path(FUJI_CR)))
-    message = Prepared("receipt", "token", encode_prepared(prepared), 0.0).to_json()
-    body = json.dumps([[message], {}, {}])  # Celery's task body: args, kwargs, embed
-    as_base64 = json.dumps({"body": base64.b64encode(body.encode()).decode(), "properties": {}})
-    as_text = json.dumps({"body": body, "properties": {}})
+    header, codes = encode_prepared(prepared)
+    layout = {**header["model_input_codes"], "data": pybase64.b64encode_as_string(codes)}
+    inside = {**header, "model_input_codes": layout}
     result = Predictor(allow_untrained=True, device="cpu").predict(prepared)
+
+    def envelope(prepared_message: dict) -> str:
+        message = Prepared("receipt", "token", prepared_message, 0.0).to_json()
+        body = json.dumps([[message], {}, {}])  # Celery's task body: args, kwargs, embed
+        return json.dumps({"body": body, "properties": {"body_encoding": "utf-8"}})
+
+    def consumed(text: str) -> object:
+        taken = json.loads(text)
+        json.dumps(taken)  # kombu keeps the message for redelivery until it is acknowledged
+        return json.loads(taken["body"])
 
     def per_image_ms(run: Callable[[], object]) -> float:
         return timed(run, args.repeats, lambda: None) * 1e3
 
     encoded = encode_result(result)
-    reference = per_image_ms(lambda: json.loads(base64.b64decode(json.loads(as_base64)["body"])))
+    before, now = envelope(inside), envelope(header)
+    reference = per_image_ms(lambda: consumed(before))
     rows = [
-        ("take the message, body in base64 (kombu's default)", reference, len(as_base64)),
-        ("take the message, body as text (the node's setting)",
-         per_image_ms(lambda: json.loads(json.loads(as_text)["body"])), len(as_text)),
-        ("decode_prepared", per_image_ms(lambda: decode_prepared(message["prepared"])), None),
+        ("the consumer takes the message, model input inside (before)", reference, len(before)),
+        ("the consumer takes the message, model input beside it (now)", per_image_ms(lambda: consumed(now)), len(now)),
+        ("decode_prepared", per_image_ms(lambda: decode_prepared(header, codes)), len(codes)),
         ("encode_result", per_image_ms(lambda: encode_result(result)), None),
         ("write the Scored message",
          per_image_ms(lambda: json.dumps(Scored("receipt", "token", encoded, 0.0).to_json())),
@@ -69,7 +80,7 @@ def main() -> None:
         f"Machine: {machine()}, Python {platform.python_version()}. Median of {args.repeats} runs. Command: "
         f"`{shlex.join(['.venv/bin/python', 'bench/messages.py', *sys.argv[1:]])}`.",
         "",
-        "| step, per image | ms | ratio to the base64 envelope | bytes |",
+        "| step, per image | ms | ratio to the message with the model input inside | bytes |",
         "|---|---|---|---|",
         *(f"| {name} | {ms:.2f} | {ms / reference:.2f} | {'' if size is None else size} |" for name, ms, size in rows),
         "",

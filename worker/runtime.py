@@ -1,5 +1,5 @@
 """Per-process state of a worker: the settings :func:`worker.app.configure` handed it, and the
-journal connection, spool and predictor made from them (created lazily, once per process, after
+journal connection, spool, model input store and predictor made from them (created lazily, once per process, after
 any fork)."""
 
 import logging
@@ -15,6 +15,7 @@ from dicom_node.journal import Journal
 from dicom_node.spool import Spool
 from inference import Predictor
 from worker.app import SETTINGS_KEY, app
+from worker.model_inputs import ModelInputStore
 
 log = logging.getLogger(__name__)
 WARM_UP_SIDE = 256  # the synthetic image of warm_up_predictor (resized to the model's input)
@@ -46,6 +47,16 @@ def _spool_for(pid: int, root: str) -> Spool:
 def spool() -> Spool:
     """The node's spool, as this process reaches it (node-queue tasks only)."""
     return _spool_for(os.getpid(), str(settings().spool))
+
+
+@cache
+def _model_inputs_for(pid: int, broker_url: str) -> ModelInputStore:
+    return ModelInputStore.of_broker(app)
+
+
+def model_inputs() -> ModelInputStore:
+    """Where this process's tasks keep (prepare) and find (infer) model inputs: the broker's Redis."""
+    return _model_inputs_for(os.getpid(), str(app.conf.broker_url))
 
 
 @cache

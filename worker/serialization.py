@@ -1,7 +1,7 @@
 """JSON-safe messages between the node and inference workers: arrays travel as base64-encoded
-bytes (compressed where that pays), never as file paths (ARCHITECTURE.md "workers own tensors").
-base64 is pybase64's SIMD codec: the standard library's took 2.1 ms to decode one prepared image's
-683 KiB on the 2-CPU VM, under the GIL of a GPU worker (docs/benchmarks.md)."""
+bytes (compressed where that pays), never as file paths (ARCHITECTURE.md "workers own tensors");
+a model input's codes, the one large array, travel as raw bytes beside their message
+(:mod:`worker.model_inputs`). base64 is pybase64's SIMD codec (docs/benchmarks.md)."""
 
 import zlib
 from dataclasses import asdict
@@ -95,22 +95,26 @@ def _model_input_codes(model_input: np.ndarray) -> tuple[np.ndarray, int]:
     )
 
 
-def encode_prepared(prepared: PreparedImage) -> dict[str, Any]:
-    """Model input (as its equalisation codes and divisor, exactly; uncompressed: equalised codes
-    are nearly incompressible) and mapping: all the inference worker needs."""
+def encode_prepared(prepared: PreparedImage) -> tuple[dict[str, Any], bytes]:
+    """A model input as its equalisation codes (exactly; uncompressed: equalised codes are nearly
+    incompressible) and their header: the codes' dtype, shape and divisor, and the mapping. The
+    header travels in the task message, the codes' bytes beside it (:mod:`worker.model_inputs`)."""
     codes, divisor = _model_input_codes(prepared.model_input)
-    return {
-        "model_input_codes": encode_array(codes, compress=False),
+    header = {
+        "model_input_codes": {"dtype": codes.dtype.str, "shape": list(codes.shape)},
         "model_input_divisor": divisor,
         "mapping": _encode_mapping(prepared.mapping),
     }
+    return header, codes.tobytes()
 
 
-def decode_prepared(message: dict[str, Any]) -> PreparedImage:
-    codes = decode_array(message["model_input_codes"])
+def decode_prepared(header: dict[str, Any], codes: bytes) -> PreparedImage:
+    """The prepared image of :func:`encode_prepared`'s header and codes."""
+    layout = header["model_input_codes"]
+    array = np.frombuffer(codes, dtype=np.dtype(layout["dtype"])).reshape(layout["shape"])
     return PreparedImage(
-        model_input=_from_codes(codes, int(message["model_input_divisor"])),
-        mapping=_decode_mapping(message["mapping"]),
+        model_input=_from_codes(array, int(header["model_input_divisor"])),
+        mapping=_decode_mapping(header["mapping"]),
     )
 
 

@@ -20,11 +20,12 @@ from dicom_node.failures import failure_reason
 from dicom_node.journal import Receipt, State
 from dicom_node.outputs import OutputSource, build_outputs
 from dicom_node.retry_schedule import gives_up, retry_delay, waited
-from inference.preprocessing import prepare_dataset
+from inference.preprocessing import PreparedImage, prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
 from worker.batching import FillWhileScoring
 from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
+from worker.model_inputs import model_input_key
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,15 @@ def prepare(receipt_id: str, token: str) -> None:
         prepared = prepare_dataset(pydicom.dcmread(runtime.spool().instance_path(receipt)))
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
-    infer.delay(Prepared(receipt_id, token, encode_prepared(prepared), time.perf_counter() - started).to_json())
+    queue_for_scoring(receipt_id, token, prepared, time.perf_counter() - started)
+
+
+def queue_for_scoring(receipt_id: str, token: str, prepared: PreparedImage, compute_s: float) -> None:
+    """Keep ``prepared``'s model input in the broker's Redis and queue its header for ``infer``
+    (:mod:`worker.model_inputs`); ``compute_s``: the compute time so far."""
+    header, codes = encode_prepared(prepared)
+    runtime.model_inputs().put(model_input_key(receipt_id, token), codes)
+    infer.delay(Prepared(receipt_id, token, header, compute_s).to_json())
 
 
 def take_batches(size: int, wait_s: float) -> None:
@@ -85,36 +94,55 @@ def take_batches(size: int, wait_s: float) -> None:
     infer.flush_interval = max(wait_s, 0.001)
 
 
-def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
-    """Score the prepared images in one forward pass, each image's compute time its share of the
-    decoding and the pass; the model inputs are decoded on :func:`worker.runtime.codec_threads`,
-    the results (a few kilobytes each) encoded on this thread, where threads would cost more than
-    the encoding.
+def _score(batch: list[tuple[Prepared, bytes]]) -> list[Scored | InferenceFailed]:
+    """Score the prepared images (each message with its model input's codes) in one forward pass,
+    each image's compute time its share of the decoding and the pass; the model inputs are decoded
+    on :func:`worker.runtime.codec_threads`, the results (a few kilobytes each) encoded on this
+    thread, where threads would cost more than the encoding.
     Should the batch fail, each image is scored alone, so that an image the network cannot take
     fails on its own (its reason names the stage and cause) and the others are scored."""
     predictor, threads = runtime.predictor(), runtime.codec_threads()
     try:
         started = time.perf_counter()
-        images = list(threads.map(decode_prepared, [message.prepared for message in incoming]))
+        images = list(threads.map(lambda item: decode_prepared(item[0].prepared, item[1]), batch))
         decoded = time.perf_counter()
         results = predictor.predict_batch(images)
         scored = time.perf_counter()
         encoded = [encode_result(result) for result in results]
         log.info(
             "infer: %d scored: decode %.0f ms, network %.0f ms, encode %.0f ms",
-            len(incoming), (decoded - started) * 1e3, (scored - decoded) * 1e3, (time.perf_counter() - scored) * 1e3,
+            len(batch), (decoded - started) * 1e3, (scored - decoded) * 1e3, (time.perf_counter() - scored) * 1e3,
         )
-        share = (scored - started) / len(incoming)
+        share = (scored - started) / len(batch)
         return [
             Scored(message.receipt_id, message.token, result, message.compute_s + share)
-            for message, result in zip(incoming, encoded, strict=True)
+            for (message, _), result in zip(batch, encoded, strict=True)
         ]
     except Exception as error:
-        if len(incoming) == 1:
-            log.warning("infer failed for receipt %s: %s", incoming[0].receipt_id, type(error).__name__)
-            return [InferenceFailed(incoming[0].receipt_id, incoming[0].token, failure_reason("infer", error))]
-        log.warning("infer failed for a batch of %d (%s): scoring each alone", len(incoming), type(error).__name__)
-        return [outcome for message in incoming for outcome in _score([message])]
+        if len(batch) == 1:
+            message = batch[0][0]
+            log.warning("infer failed for receipt %s: %s", message.receipt_id, type(error).__name__)
+            return [InferenceFailed(message.receipt_id, message.token, failure_reason("infer", error))]
+        log.warning("infer failed for a batch of %d (%s): scoring each alone", len(batch), type(error).__name__)
+        return [outcome for item in batch for outcome in _score([item])]
+
+
+def _with_model_inputs(incoming: list[Prepared]) -> list[tuple[Prepared, bytes]]:
+    """Each message with its model input's codes, read from the broker's Redis in one round trip;
+    a receipt whose model input is gone (expired, evicted, or queued by an older node) is queued
+    to be prepared again, under the same chain token."""
+    keys = [model_input_key(message.receipt_id, message.token) for message in incoming]
+    found = []
+    for message, codes in zip(incoming, runtime.model_inputs().take(keys), strict=True):
+        if codes is None:
+            log.warning(
+                "infer: the model input of receipt %s is no longer in the broker: preparing it again",
+                message.receipt_id,
+            )
+            enqueue(message.receipt_id, message.token)
+        else:
+            found.append((message, codes))
+    return found
 
 
 @app.task(
@@ -123,12 +151,15 @@ def _score(incoming: list[Prepared]) -> list[Scored | InferenceFailed]:
 def infer(requests: list[SimpleRequest]) -> None:
     """Run BS-Net on the prepared images waiting in the inference queue (up to the worker's batch
     size, or what came within its batch wait) in one forward pass, and queue each image's outcome
-    for ``deliver`` (inference queue; no DICOM, no spool, no journal)."""
+    for ``deliver`` (inference queue; no DICOM, no spool, no journal). The batch's model inputs
+    are deleted from the broker once the outcomes are queued."""
     incoming = [Prepared.from_json(request.args[0]) for request in requests]
     log.info("infer: a batch of %d (receipts %s)", len(incoming), ", ".join(m.receipt_id for m in incoming))
-    for outcome in _score(incoming):
+    batch = _with_model_inputs(incoming)
+    for outcome in _score(batch) if batch else []:
         deliver.delay(outcome.to_json())
         log.info("infer: receipt %s %s", outcome.receipt_id, "scored" if isinstance(outcome, Scored) else "failed")
+    runtime.model_inputs().discard([model_input_key(message.receipt_id, message.token) for message in incoming])
 
 
 def _store_outputs(receipt_id: str, datasets: list[Dataset]) -> list[bytes]:

@@ -12,9 +12,7 @@ import pydicom
 
 from inference.preprocessing import prepare_dataset
 from tests.servers import node_process, wait_until
-from worker.messages import Prepared
-from worker.serialization import encode_prepared
-from worker.tasks import infer
+from worker.tasks import queue_for_scoring
 
 BATCH_WAIT_MS = 20
 GAP_S = 0.1  # between the later images: five times the batch wait
@@ -25,10 +23,10 @@ def _log(path) -> str:
 
 
 def test_images_arriving_while_a_batch_is_scored_make_the_next_batch(tmp_path, broker, fuji_cr):
-    prepared = encode_prepared(prepare_dataset(pydicom.dcmread(fuji_cr)))
+    prepared = prepare_dataset(pydicom.dcmread(fuji_cr))
 
     def queue(index: int) -> None:
-        infer.delay(Prepared(f"receipt-{index}", "token", prepared, 0.0).to_json())
+        queue_for_scoring(f"receipt-{index}", "token", prepared, 0.0)
 
     log = tmp_path / "worker" / "inference.log"
     arguments = [
