@@ -71,6 +71,8 @@ def test_model_inputs_are_deleted_once_scored_and_a_lost_one_is_prepared_again(t
     with app.connection_for_read() as connection:
         queue = app.amqp.queues[NODE_QUEUE](connection.default_channel)
         sent = [queue.get(no_ack=True) for _ in range(2)]
-    tasks = {message.headers["task"]: message.decode()[0] for message in sent}
-    assert tasks["worker.tasks.prepare"] == ["lost", "token-2"]
-    assert tasks["worker.tasks.deliver"][0]["receipt_id"] == "kept"
+    tasks = {message.headers["task"]: message for message in sent}
+    assert tasks["worker.tasks.prepare"].decode()[0] == ["lost", "token-2"]
+    assert tasks["worker.tasks.deliver"].decode()[0][0]["receipt_id"] == "kept"
+    # the result is not copied into the headers as Celery's repr of the arguments
+    assert tasks["worker.tasks.deliver"].headers["argsrepr"] == "<scored kept>"
