@@ -21,7 +21,7 @@ batch sizes the workers logged ("infer: a batch of N") and their time per batch.
 
     .venv/bin/python bench/broker_fed.py [--device cuda] [--batch-size B] [--batch-wait-ms 20]
         [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--workers 1]
-        [--write docs/benchmarks.md]
+        [--scoring-threads 1[,2...]] [--write docs/benchmarks.md]
 """
 
 import argparse
@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import pydicom  # noqa: E402
 import redis  # noqa: E402
 import torch  # noqa: E402
+from kombu import pools  # noqa: E402
 from kombu.transport.redis import PRIORITY_STEPS, Channel  # noqa: E402
 
 from bench.common import machine, publish  # noqa: E402
@@ -87,6 +88,7 @@ class Setup:
     images: int
     repeats: int
     workers: int
+    scoring_threads: int  # batches each worker scores at once
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,8 @@ class Fed:
         return (self.images - self.counted_from) / self.span_s
 
 
-def parse_arguments() -> tuple[Setup, str | None]:
-    """The run's setup and the --write file, if any."""
+def parse_arguments() -> tuple[list[Setup], str | None]:
+    """The run's setups (one per --scoring-threads value) and the --write file, if any."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: the first GPU, else the CPU)")
     parser.add_argument("--batch-size", type=int, help=f"default: the device's ({DEFAULT_BATCH})")
@@ -120,16 +122,22 @@ def parse_arguments() -> tuple[Setup, str | None]:
     parser.add_argument("--images", type=int, help=f"messages published (default {IMAGES_PER_BATCH} x batch size)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"network-alone runs (default {REPEATS})")
     parser.add_argument("--workers", type=int, default=1, help="inference worker processes on the device (default 1)")
+    parser.add_argument("--scoring-threads", default="1",
+                        help="batches a worker scores at once; a comma-separated list measures each in turn against "
+                             "the one network-alone measurement (default 1)")
     parser.add_argument("--write", help="append the results to this markdown file")
     args = parser.parse_args()
     device = select_device(args.device)
     batch = args.batch_size if args.batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
     images = args.images or IMAGES_PER_BATCH * batch * max(args.workers, 1)
-    if batch < 1 or images < 2 * batch or args.repeats < 1 or args.batch_wait_ms < 0 or args.workers < 1:
+    threads = [int(value) for value in args.scoring_threads.split(",") if value.strip()]
+    if (batch < 1 or images < 2 * batch or args.repeats < 1 or args.batch_wait_ms < 0 or args.workers < 1
+            or not threads or min(threads) < 1):
         parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1, "
-                     "--batch-wait-ms >= 0 and --workers >= 1")
-    setup = Setup(device, batch, args.batch_wait_ms, args.precision, args.compile, images, args.repeats, args.workers)
-    return setup, args.write
+                     "--batch-wait-ms >= 0, --workers >= 1 and --scoring-threads >= 1")
+    common = (device, batch, args.batch_wait_ms, args.precision, args.compile, images, args.repeats, args.workers)
+    setups = [Setup(*common, count) for count in threads]
+    return setups, args.write
 
 
 def prepared_image() -> PreparedImage:
@@ -170,13 +178,11 @@ def count_reports(client: redis.Redis, keys: list[str]) -> int:
     return sum(pipeline.execute())
 
 
-def publish_prepared(broker_url: str, image: PreparedImage, count: int) -> int:
+def publish_prepared(image: PreparedImage, count: int) -> int:
     """Queue ``count`` images for ``infer`` as ``prepare`` does (``queue_for_scoring``: each
     model input in the broker's Redis, its header in the message); returns one message's JSON bytes."""
-    app = configure(NodeSettings(untrained=True), broker_url)
     for index in range(count):
         queue_for_scoring(f"bench-{index:05d}", "bench", image, 0.0)
-    app.pool.force_close_all()
     return len(json.dumps(Prepared("bench-00000", "bench", encode_prepared(image)[0], 0.0).to_json()))
 
 
@@ -185,6 +191,7 @@ def worker_command(setup: Setup, broker_url: str, spool: Path) -> list[str]:
         *DICOM_NODE, "worker", "--queues", "inference", "--untrained", "--broker-url", broker_url,
         "--spool", str(spool), "--device", str(setup.device), "--batch-size", str(setup.batch),
         "--batch-wait-ms", str(setup.wait_ms), "--precision", setup.precision,
+        "--scoring-threads", str(setup.scoring_threads),
     ]
     return [*command, "--compile" if setup.compiled else "--no-compile"]
 
@@ -214,11 +221,14 @@ def wait_for(
         time.sleep(POLL_S)
 
 
-def broker_fed(setup: Setup, image: PreparedImage, work: Path) -> Fed:
-    with redis_server(work / "redis") as broker_url:
-        message_bytes = publish_prepared(broker_url, image, setup.images)
-        client = redis.Redis.from_url(broker_url)
+def broker_fed(setup: Setup, image: PreparedImage, work: Path, broker_url: str) -> Fed:
+    """One run of the workers of ``setup``, fed from the empty redis-server at ``broker_url`` (emptied
+    again after)."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        message_bytes = publish_prepared(image, setup.images)
         keys = report_keys()
+        work.mkdir(parents=True, exist_ok=True)
         logs = [work / f"worker-{index}.log" for index in range(setup.workers)]
         started = time.perf_counter()
         workers = [spawn(worker_command(setup, broker_url, work / "spool"), log) for log in logs]
@@ -237,7 +247,9 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path) -> Fed:
         finally:
             for worker in workers:
                 stop(worker)
-            client.close()
+    finally:
+        client.flushall()
+        client.close()
     texts = [read_log(log) for log in logs]
     batches_logged = [int(size) for text in texts for size in BATCH_LOGGED.findall(text)]
     scored = sum(len(SCORED_LOGGED.findall(text)) for text in texts)
@@ -248,16 +260,19 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path) -> Fed:
 
 def phase_summary(setup: Setup, fed: Fed) -> str:
     """Median decode, network and encode ms per batch as the workers logged them (each worker's
-    first batch left out), and the rest of a batch's share of the window (taking messages,
-    Celery, queueing results)."""
+    first batch left out), and, where each worker scores one batch at a time, the rest of a
+    batch's share of the window (taking messages, Celery, queueing results)."""
     if not fed.phases:
         return "not logged"
     decode, network, encode = (statistics.median(column) for column in zip(*fed.phases, strict=True))
+    logged = (f"decode {decode:.0f} ms, network {network:.0f} ms, encode {encode:.0f} ms (medians of "
+              f"{len(fed.phases)} batches)")
+    if setup.scoring_threads > 1:
+        return f"{logged}; a worker's batches overlap, so these times include waiting for each other"
     per_batch_ms = fed.span_s * 1e3 * setup.workers / len(fed.phases)
     rest = per_batch_ms - decode - network - encode
-    return (f"decode {decode:.0f} ms, network {network:.0f} ms, encode {encode:.0f} ms (medians of "
-            f"{len(fed.phases)} batches); window x workers / batches {per_batch_ms:.0f} ms, so about {rest:.0f} ms "
-            f"per batch elsewhere (taking messages, Celery, queueing results)")
+    return (f"{logged}; window x workers / batches {per_batch_ms:.0f} ms, so about {rest:.0f} ms per batch "
+            "elsewhere (taking messages, Celery, queueing results)")
 
 
 def batch_summary(batches: list[int]) -> str:
@@ -282,7 +297,8 @@ def verdict(setup: Setup, ratio: float) -> str:
 def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
     alone_rate = setup.batch / alone_s
     ratio = fed.rate / alone_rate
-    options = f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}"
+    options = (f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}, "
+               f"{setup.scoring_threads} scoring thread{'s' if setup.scoring_threads > 1 else ''} a worker")
     workers = "`dicom-node worker --queues inference`" + (f" x {setup.workers}" if setup.workers > 1 else "")
     return "\n".join([
         f"### Broker-fed inference worker, {datetime.date.today().isoformat()}",
@@ -314,16 +330,22 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
 
 
 def main() -> None:
-    setup, write = parse_arguments()
+    setups, write = parse_arguments()
     image = prepared_image()
-    alone_s = network_alone(setup, image)
-    print(f"network alone: {alone_s * 1e3:.1f} ms per batch of {setup.batch}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="dicom-node-broker-fed-") as temporary:
-        fed = broker_fed(setup, image, Path(temporary))
-    if sum(fed.batches) != setup.images:
-        print(f"note: the worker logged {sum(fed.batches)} images in batches, {setup.images} were queued")
+    alone_s = network_alone(setups[0], image)
+    print(f"network alone: {alone_s * 1e3:.1f} ms per batch of {setups[0].batch}", flush=True)
     command = shlex.join([".venv/bin/python", "bench/broker_fed.py", *sys.argv[1:]])
-    publish(report(setup, alone_s, fed, command), write)
+    with (
+        tempfile.TemporaryDirectory(prefix="dicom-node-broker-fed-") as temporary,
+        redis_server(Path(temporary) / "redis") as broker_url,
+    ):
+        configure(NodeSettings(untrained=True), broker_url)
+        for index, setup in enumerate(setups):
+            fed = broker_fed(setup, image, Path(temporary) / f"run-{index}", broker_url)
+            if sum(fed.batches) != setup.images:
+                print(f"note: the worker logged {sum(fed.batches)} images in batches, {setup.images} were queued")
+            publish(report(setup, alone_s, fed, command), write)
+        pools.reset()  # close the app's connections before the redis-server stops
 
 
 if __name__ == "__main__":

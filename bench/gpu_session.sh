@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue 13 in one run on a lent GPU machine, carrying .device/ (made here by
-# bench/gpu_kit.sh). Writes under $OUT: predict_phases.md, broker_fed.md (one worker, then four
-# sharing the GPU), benchmarks_gpu.md and logs.
+# bench/gpu_kit.sh). Writes under $OUT: broker_fed.md (one worker with 1, then 2 scoring threads;
+# then two workers sharing the GPU), predict_phases.md, benchmarks_gpu.md (the network alone,
+# swept, if time is left) and logs.
 # Usage there, from the repository root: bash bench/gpu_session.sh
-# BUDGET_S (default 520) bounds the whole run; the network sweep gets what the other two leave.
+# BUDGET_S (default 520) bounds the whole run; the network sweep gets what the others leave.
 set -u
 OUT="${OUT:-$PWD/out}"; mkdir -p "$OUT"
 PY="${PY:-python3}"; T0=$(date +%s)
@@ -19,16 +20,27 @@ if [ ! -e "$BIN/dicom-node" ]; then
         "$BIN/$(basename "$PY")" > "$BIN/dicom-node"
     chmod +x "$BIN/dicom-node"
 fi
-echo "== predict_batch phase by phase ($(left) s left)"
-timeout -k 5 60 "$PY" bench/predict_phases.py --device cuda --batch-size 32 --precision bf16 \
+# each step gets at most its own limit and never more than the budget has left
+step() {  # step NAME SECONDS_AT_MOST COMMAND...: runs COMMAND under a timeout, or says it was skipped
+    local name=$1 most=$2; shift 2
+    local budget=$(( $(left) < most ? $(left) : most ))
+    if [ "$budget" -lt 60 ]; then echo "== $name: not run (time budget: $(left) s left)"; return; fi
+    echo "== $name ($(left) s left, at most $budget s)"
+    timeout -k 5 "$budget" "$@"
+}
+BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 1920)
+step "broker-fed worker, 1 then 2 scoring threads, against the network alone" 200 \
+    "$PY" "${BF[@]}" --scoring-threads 1,2 --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed.log"
+step "two broker-fed workers sharing the GPU, 2 scoring threads each" 130 \
+    "$PY" "${BF[@]}" --workers 2 --scoring-threads 2 --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed_2.log"
+step "predict_batch phase by phase" 60 \
+    "$PY" bench/predict_phases.py --device cuda --batch-size 32 --precision bf16 \
     --write "$OUT/predict_phases.md" 2>"$OUT/predict_phases.log"
-echo "== broker-fed worker against the network alone ($(left) s left)"
-timeout -k 5 150 "$PY" bench/broker_fed.py --device cuda --batch-size 32 --images 480 --precision bf16 --compile \
-    --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed.log"
-echo "== four broker-fed workers sharing the GPU ($(left) s left)"
-timeout -k 5 170 "$PY" bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --workers 4 \
-    --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed_4.log"
-echo "== the network alone, swept ($(left) s left)"
-GPU_BUDGET_S=$(( $(left) - 60 )) bash bench/gpu_bench.sh > "$OUT/sweep.log" 2>&1
-grep "^|" "$OUT/benchmarks_gpu.md" | tail -n 20
+if [ "$(left)" -ge 150 ]; then
+    echo "== the network alone, swept ($(left) s left)"
+    GPU_BUDGET_S=$(( $(left) - 60 )) bash bench/gpu_bench.sh > "$OUT/sweep.log" 2>&1
+    grep "^|" "$OUT/benchmarks_gpu.md" | tail -n 20
+else
+    echo "== the network alone, swept: not run (time budget: $(left) s left)"
+fi
 echo "== done in $(( $(date +%s) - T0 )) s"

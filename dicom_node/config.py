@@ -69,6 +69,7 @@ class NodeSettings(BaseSettings):
     device: str | None = None  # e.g. "cuda:1"; None: the first CUDA device, else the CPU
     batch_size: PositiveInt | None = None  # images per forward pass; None: the device's default (CPU 1, CUDA 32)
     batch_wait_ms: NonNegativeInt = 20  # how long a batch waits to fill once its first image is taken
+    scoring_threads: PositiveInt | None = None  # batches an inference worker scores at once; None: CPU 1, CUDA 2
     precision: Precision = "fp32"  # "bf16": autocast, faster on tensor cores; may move a borderline score
     channels_last: bool = True
     compile_network: bool = False  # torch.compile at start (tens of seconds); worth it on GPUs

@@ -1,5 +1,6 @@
 """celery-batches for a worker that scores beside its consumer: a partly filled batch waits while
-another batch is being scored (worker.process runs the inference worker's tasks on one thread)."""
+the worker's scoring threads are busy (worker.process runs the inference worker's tasks on
+``scoring_threads`` threads)."""
 
 import threading
 from collections.abc import Collection
@@ -13,10 +14,12 @@ class FillWhileScoring(Batches):
     """A :class:`celery_batches.Batches` task whose timed flush waits while a batch is being scored.
 
     celery-batches flushes its buffer when it holds ``flush_every`` requests, and every
-    ``flush_interval`` whatever it holds. With the scoring on its own thread, the timed flush
-    would queue many one-image batches behind the one being scored; here it waits until that one
-    is done, so the images that arrived meanwhile go to the device as one batch. (Uses the
-    buffer of celery-batches 0.x, ``Batches._buffer``.)"""
+    ``flush_interval`` whatever it holds. With the scoring on threads of its own, the timed flush
+    would queue many one-image batches behind those being scored; here it waits while
+    ``at_once`` batches are being scored, so the images that arrived meanwhile go to the device
+    as one batch. (Uses the buffer of celery-batches 0.x, ``Batches._buffer``.)"""
+
+    at_once = 1  # batches scored at the same time (worker.tasks.take_batches)
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,8 +28,8 @@ class FillWhileScoring(Batches):
 
     def _do_flush(self) -> None:
         with self._lock:
-            scoring = self._scoring > 0
-        if scoring and self._buffer.qsize() < self.flush_every:
+            busy = self._scoring >= self.at_once
+        if busy and self._buffer.qsize() < self.flush_every:
             return
         super()._do_flush()
 

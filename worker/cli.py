@@ -104,6 +104,10 @@ def worker(
         int | None, typer.Option(help="images per forward pass (default: 1 on the CPU, 32 on a GPU)")
     ] = None,
     batch_wait_ms: Annotated[int | None, typer.Option(help="longest wait for a batch to fill (ms)")] = None,
+    scoring_threads: Annotated[
+        int | None,
+        typer.Option(help="inference queue: batches scored at once, a thread each (default: CPU 1, GPU 2)"),
+    ] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 (default) or bf16 (autocast)")] = None,
     channels_last: Annotated[bool | None, typer.Option(help="channels-last memory format (default: on)")] = None,
     compile_network: Annotated[
@@ -130,6 +134,7 @@ def worker(
         settings_or_exit(
             config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
             node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
+            scoring_threads=scoring_threads,
             precision=precision, channels_last=channels_last, compile_network=compile_network,
         ),
         names,

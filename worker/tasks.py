@@ -87,11 +87,13 @@ def queue_for_scoring(receipt_id: str, token: str, prepared: PreparedImage, comp
     infer.delay(Prepared(receipt_id, token, header, compute_s).to_json())
 
 
-def take_batches(size: int, wait_s: float) -> None:
+def take_batches(size: int, wait_s: float, at_once: int = 1) -> None:
     """Have this worker's ``infer`` take up to ``size`` prepared images per forward pass, waiting at
-    most ``wait_s`` for a batch to fill (the worker must prefetch ``size`` tasks)."""
+    most ``wait_s`` for a batch to fill, and score up to ``at_once`` batches at the same time (the
+    worker must prefetch enough tasks, and run ``at_once`` threads)."""
     infer.flush_every = size
     infer.flush_interval = max(wait_s, 0.001)
+    infer.at_once = at_once
 
 
 def _score(batch: list[tuple[Prepared, bytes]]) -> list[Scored | InferenceFailed]:
