@@ -10,7 +10,7 @@ set -euo pipefail
 KIT=.device
 # Installed here and not in the GPU machines' image (the device tool's KINDS.md lists that image).
 MISSING=(amqp annotated-types billiard celery celery-batches click-didyoumean click-plugins click-repl
-         highdicom kombu prompt_toolkit pydantic pydantic-settings pydantic_core pydicom pyjpegls pylibjpeg
+         hiredis highdicom kombu prompt_toolkit pydantic pydantic-settings pydantic_core pydicom pyjpegls pylibjpeg
          pybase64 pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle pynetdicom python-dotenv redis typing_extensions
          typing-inspection tzlocal vine wcwidth)
 mkdir -p "$KIT/whl" "$KIT/bin" "$KIT/lib" "$KIT/data/dicom"

@@ -6,9 +6,10 @@ a Prepared message (reads the kombu envelope's JSON and the body's, and writes t
 JSON again for kombu's store of unacknowledged messages), for the message as it is (its model
 input beside it, worker.model_inputs) and, as the reference, for the message with the model
 input inside it as base64 (the node's format until 2026-11-26); ``decode_prepared``,
-``encode_result`` and writing the Scored message's JSON; and on the node's side,
-``encode_prepared``. Median of ``--repeats`` runs after warm-up (``bench.inference.timed``) in this
-process.
+``encode_result`` and writing the Scored message's JSON; reading a batch of 32 model inputs from
+a private redis-server in one MGET (``ModelInputStore.take``), with redis-py's Python reply
+parser and with hiredis; and on the node's side, ``encode_prepared``. Median of ``--repeats``
+runs after warm-up (``bench.inference.timed``) in this process.
 
     .venv/bin/python bench/messages.py [--repeats 50] [--write docs/benchmarks.md]
 """
@@ -19,6 +20,7 @@ import json
 import platform
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,14 +29,35 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import pybase64  # noqa: E402
 import pydicom  # noqa: E402
+import redis  # noqa: E402
+from redis._parsers import _HiredisParser, _RESP2Parser  # noqa: E402
 
 from bench.common import machine, publish  # noqa: E402
 from bench.inference import timed  # noqa: E402
 from inference import Predictor  # noqa: E402
 from inference.preprocessing import prepare_dataset  # noqa: E402
 from tests.conftest import FUJI_CR, require_path  # noqa: E402
+from tests.servers import redis_server  # noqa: E402
 from worker.messages import Prepared, Scored  # noqa: E402
+from worker.model_inputs import ModelInputStore, model_input_key  # noqa: E402
 from worker.serialization import decode_prepared, encode_prepared, encode_result  # noqa: E402
+
+BATCH = 32  # model inputs read at once, as an inference worker on a GPU does
+
+
+def batch_read_ms(codes: bytes, per_image_ms: Callable[[Callable[[], object]], float]) -> list[tuple[str, float]]:
+    """Per image: ``ModelInputStore.take`` of a batch, with each of redis-py's reply parsers."""
+    keys = [model_input_key(f"receipt-{index}", "token") for index in range(BATCH)]
+    with tempfile.TemporaryDirectory(prefix="dicom-node-messages-") as folder, redis_server(Path(folder)) as url:
+        writer = ModelInputStore(redis.Redis.from_url(url))
+        for key in keys:
+            writer.put(key, codes)
+        rows = []
+        for name, parser in (("redis-py's Python parser", _RESP2Parser), ("hiredis", _HiredisParser)):
+            store = ModelInputStore(redis.Redis.from_url(url, parser_class=parser))
+            label = f"the inference worker reads a batch's {BATCH} model inputs (one MGET), {name}"
+            rows.append((label, per_image_ms(lambda store=store: store.take(keys)) / BATCH))
+        return rows
 
 
 def main() -> None:
@@ -67,6 +90,7 @@ def main() -> None:
     rows = [
         ("the consumer takes the message, model input inside (before)", reference, len(before)),
         ("the consumer takes the message, model input beside it (now)", per_image_ms(lambda: consumed(now)), len(now)),
+        *((name, ms, len(codes)) for name, ms in batch_read_ms(codes, per_image_ms)),
         ("decode_prepared", per_image_ms(lambda: decode_prepared(header, codes)), len(codes)),
         ("encode_result", per_image_ms(lambda: encode_result(result)), None),
         ("write the Scored message",

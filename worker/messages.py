@@ -2,7 +2,7 @@
 Celery carries them as JSON objects; each has a ``kind`` and converts itself both ways. Arrays
 inside travel encoded by :mod:`worker.serialization`."""
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 
@@ -13,7 +13,9 @@ class _Message:
     token: str  # the journal's task token of the chain (superseded chains stop)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self)}
+        """The message as a JSON object: its fields as they are (``dataclasses.asdict`` would copy
+        every nested value of a result, most of the time of queueing it)."""
+        return {"kind": self.kind, **{field.name: getattr(self, field.name) for field in fields(self)}}
 
     @classmethod
     def from_json(cls, message: dict[str, Any]) -> "_Message":
