@@ -3,7 +3,9 @@
 Without ``broker_url`` the node starts its own redis-server on a free loopback port, so two nodes
 on one host never share queues by accident. It wants a password (random, made at each start,
 given to redis-server on its standard input, never on a command line): its port is open to every
-local user, and whoever can use the broker can forge results. It keeps nothing on disk (no RDB,
+local user, and whoever can use the broker can forge results. It counts as started only once the
+redis-server it started holds the listening socket itself: a local user listening on the port
+first would otherwise be handed the password and every task. It keeps nothing on disk (no RDB,
 no append-only file): the journal is the source of truth and re-queues whatever is pending, so a
 full spool disk cannot stop the broker. Its URL, password included, is written to
 ``spool/redis/broker.url`` (readable by the spool's owner only) for the processes that share the
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dicom_node.tcp import LOOPBACK, free_loopback_port, listening
+from dicom_node.tcp import LOOPBACK, free_loopback_port, listening, process_listens
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 20.0
@@ -162,11 +164,12 @@ class EmbeddedBroker:
         except OSError as error:
             raise BrokerError(f"cannot run redis-server: {error}") from error
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not listening(self.port):
+        while not process_listens(process.pid, self.port):  # not just anyone listening there
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                raise BrokerError(f"redis-server did not start on {LOOPBACK}:{self.port}")
+                taken = " (another process listens there)" if listening(self.port) else ""
+                raise BrokerError(f"redis-server did not start on {LOOPBACK}:{self.port}{taken}")
             time.sleep(0.05)
         self._process = process
         try:

@@ -6,7 +6,10 @@ small write waits for the peer's delayed acknowledgement (up to 40 ms on Linux) 
 still in flight. TCP_NODELAY sends each PDU at once: about 40 ms less per C-STORE.
 """
 
+import contextlib
+import os
 import socket
+from pathlib import Path
 
 from pynetdicom import evt
 from pynetdicom.events import EventHandlerType
@@ -37,3 +40,20 @@ def listening(port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def process_listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds the socket listening on ``port`` of the loopback
+    address (Linux: the socket's inode in /proc/net/tcp, among the process's open files; proc(5)).
+    A probe by connection cannot tell: another local user may listen on the port first."""
+    address = f"{socket.htonl(0x7F000001):08X}:{port:04X}"  # 127.0.0.1 as /proc/net/tcp writes it
+    try:
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        listeners = {f"socket:[{row[9]}]" for row in rows if row[1] == address and row[3] == "0A"}  # 0A: LISTEN
+        for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(descriptor) in listeners:
+                    return True
+    except OSError:  # the process is gone
+        return False
+    return False

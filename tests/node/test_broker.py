@@ -1,7 +1,9 @@
 """The embedded broker: private to its spool, nothing on disk, supervised, never orphaned."""
 
+import contextlib
 import os
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -106,3 +108,31 @@ def test_missing_redis_server_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BrokerError, match="apt-get install redis-server"):
         EmbeddedBroker(tmp_path / "spool").start()
+
+
+def test_a_port_another_process_listens_on_first_is_never_taken_for_the_broker(tmp_path, monkeypatch):
+    """Between choosing a free port and redis-server listening on it, a local user may listen on it
+    first. That listener must not pass for the broker: the node would hand it the password and
+    every task. The start fails instead, and nothing is sent to the listener."""
+    require_tool("redis-server")
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    monkeypatch.setattr("dicom_node.broker.free_loopback_port", lambda: squatter.getsockname()[1])
+    embedded = EmbeddedBroker(tmp_path / "spool")
+    try:
+        with pytest.raises(BrokerError, match="did not start"):
+            embedded.start()
+    finally:
+        embedded.stop()
+    squatter.settimeout(0.5)
+    received = b""
+    with contextlib.suppress(TimeoutError):
+        while True:
+            connection, _ = squatter.accept()
+            connection.settimeout(0.5)
+            with connection, contextlib.suppress(TimeoutError):
+                received += connection.recv(4096)
+    squatter.close()
+    assert embedded.password.encode() not in received
+    assert not (tmp_path / "spool" / "redis" / "broker.url").exists()
