@@ -122,12 +122,16 @@ class Predictor:
 
     def _inputs(self, batch: list[PreparedImage]) -> torch.Tensor:
         """The batch as an N x 1 x H x W tensor on the device; a compiled network gets zero images
-        appended up to the batch size, so that it always sees the one shape it was compiled for."""
-        images = np.stack([p.model_input for p in batch])
-        if self.options.compiled and len(batch) < self.options.batch_size:
-            padding = np.zeros((self.options.batch_size - len(batch), *images.shape[1:]), dtype=images.dtype)
-            images = np.concatenate([images, padding])
-        return torch.from_numpy(images)[:, None].to(self.device, memory_format=self.options.memory_format)
+        appended up to the batch size, so that it always sees the one shape it was compiled for.
+        For a GPU the images are stacked straight into page-locked memory, whence the copy to the
+        device needs no staging (from pageable memory it took 8-12 ms of a 36 ms batch of 32 on an
+        H200, docs/benchmarks.md)."""
+        rows = self.options.batch_size if self.options.compiled else len(batch)
+        size = batch[0].model_input.shape
+        host = torch.empty((rows, 1, *size), dtype=torch.float32, pin_memory=self.device.type == "cuda")
+        np.stack([p.model_input for p in batch], out=host.numpy()[: len(batch), 0])
+        host[len(batch) :].zero_()
+        return host.to(self.device, memory_format=self.options.memory_format, non_blocking=True)
 
     def _to_host(self, tensor: torch.Tensor) -> np.ndarray:
         """``tensor`` as a host array; from a GPU through page-locked memory (PyTorch's caching

@@ -175,3 +175,14 @@ def test_predictor_reads_images_at_the_size_the_weights_were_trained_at(tmp_path
     # the node prepares at 512 before it knows the weights: the predictor adapts the input
     adapted = predictor.predict(prepare_dataset(pydicom.dcmread(fuji_cr)))
     assert adapted.lung_mask.shape == (256, 256) and adapted.mapping == result.mapping
+
+
+def test_a_compiled_network_gets_its_batch_padded_with_zero_images(fuji_cr):
+    """A compiled network sees one shape: the batch's images, then zero images up to the batch size."""
+    prepared = prepare_input(pydicom.dcmread(fuji_cr), 512)
+    predictor = Predictor(allow_untrained=True, device="cpu", batch_size=4, compiled=True)
+    inputs = predictor._inputs([prepared, prepared]).numpy()
+    assert inputs.shape == (4, 1, 512, 512) and inputs.dtype == np.float32
+    np.testing.assert_array_equal(inputs[0, 0], prepared.model_input)
+    np.testing.assert_array_equal(inputs[1, 0], prepared.model_input)
+    assert not inputs[2:].any()
