@@ -20,7 +20,7 @@ Ratio = broker-fed / network alone (goal >= 0.8 on a GPU at the configured batch
 batch sizes the workers logged ("infer: a batch of N") and their time per batch.
 
     .venv/bin/python bench/broker_fed.py [--device cuda] [--batch-size B] [--batch-wait-ms 20]
-        [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--workers 1]
+        [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--workers 1[,2...]]
         [--scoring-threads 1[,2...]] [--write docs/benchmarks.md]
 """
 
@@ -121,22 +121,28 @@ def parse_arguments() -> tuple[list[Setup], str | None]:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (both measurements)")
     parser.add_argument("--images", type=int, help=f"messages published (default {IMAGES_PER_BATCH} x batch size)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"network-alone runs (default {REPEATS})")
-    parser.add_argument("--workers", type=int, default=1, help="inference worker processes on the device (default 1)")
+    parser.add_argument("--workers", default="1",
+                        help="inference worker processes on the device; a comma-separated list measures each in "
+                             "turn (default 1)")
     parser.add_argument("--scoring-threads", default="1",
-                        help="batches a worker scores at once; a comma-separated list measures each in turn against "
-                             "the one network-alone measurement (default 1)")
+                        help="batches a worker scores at once; a comma-separated list measures each in turn "
+                             "(default 1). Every setting of both lists is measured against the one "
+                             "network-alone measurement")
     parser.add_argument("--write", help="append the results to this markdown file")
     args = parser.parse_args()
     device = select_device(args.device)
     batch = args.batch_size if args.batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
-    images = args.images or IMAGES_PER_BATCH * batch * max(args.workers, 1)
+    workers = [int(value) for value in args.workers.split(",") if value.strip()]
     threads = [int(value) for value in args.scoring_threads.split(",") if value.strip()]
-    if (batch < 1 or images < 2 * batch or args.repeats < 1 or args.batch_wait_ms < 0 or args.workers < 1
-            or not threads or min(threads) < 1):
+    if (batch < 1 or (args.images is not None and args.images < 2 * batch) or args.repeats < 1
+            or args.batch_wait_ms < 0 or not workers or min(workers) < 1 or not threads or min(threads) < 1):
         parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1, "
                      "--batch-wait-ms >= 0, --workers >= 1 and --scoring-threads >= 1")
-    common = (device, batch, args.batch_wait_ms, args.precision, args.compile, images, args.repeats, args.workers)
-    setups = [Setup(*common, count) for count in threads]
+    setups = [
+        Setup(device, batch, args.batch_wait_ms, args.precision, args.compile,
+              args.images or IMAGES_PER_BATCH * batch * count, args.repeats, count, at_once)
+        for count in workers for at_once in threads
+    ]
     return setups, args.write
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue 13 in one run on a lent GPU machine, carrying .device/ (made here by
-# bench/gpu_kit.sh). Writes under $OUT: broker_fed.md (one worker with 1, then 2 scoring threads;
-# then two workers sharing the GPU), predict_phases.md, benchmarks_gpu.md (the network alone,
-# swept, if time is left) and logs.
+# bench/gpu_kit.sh). Writes under $OUT: broker_fed.md (1, 2, 3 and 4 workers sharing the GPU, two
+# scoring threads each), predict_phases.md, benchmarks_gpu.md (the network alone, swept, if time
+# is left) and logs.
 # Usage there, from the repository root: bash bench/gpu_session.sh
 # BUDGET_S (default 520) bounds the whole run; the network sweep gets what the others leave.
 set -u
@@ -29,10 +29,8 @@ step() {  # step NAME SECONDS_AT_MOST COMMAND...: runs COMMAND under a timeout, 
     timeout -k 5 "$budget" "$@"
 }
 BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 1920)
-step "broker-fed worker, 1 then 2 scoring threads, against the network alone" 200 \
-    "$PY" "${BF[@]}" --scoring-threads 1,2 --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed.log"
-step "two broker-fed workers sharing the GPU, 2 scoring threads each" 130 \
-    "$PY" "${BF[@]}" --workers 2 --scoring-threads 2 --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed_2.log"
+step "broker-fed workers (1, 2, 3, 4 sharing the GPU; 2 scoring threads each) against the network alone" 330 \
+    "$PY" "${BF[@]}" --workers 1,2,3,4 --scoring-threads 2 --write "$OUT/broker_fed.md" 2>"$OUT/broker_fed.log"
 step "predict_batch phase by phase" 60 \
     "$PY" bench/predict_phases.py --device cuda --batch-size 32 --precision bf16 \
     --write "$OUT/predict_phases.md" 2>"$OUT/predict_phases.log"
