@@ -13,13 +13,26 @@ are not watched.
 import logging
 import threading
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 5.0
 REDIS_SCHEMES = ("redis", "rediss")
+# ssl_cert_reqs as Celery and kombu also take it in a rediss:// URL, and as redis-py takes it
+CERT_REQS_FOR_REDIS_PY = {"CERT_NONE": "none", "CERT_OPTIONAL": "optional", "CERT_REQUIRED": "required"}
+
+
+def _redis_py_url(url: str) -> str:
+    """``url`` with its ``ssl_cert_reqs`` spelled as redis-py reads it (``CERT_REQUIRED`` ->
+    ``required``), so that the watch reaches the broker the way Celery does."""
+    parts = urlsplit(url)
+    query = [
+        (name, CERT_REQS_FOR_REDIS_PY.get(value, value) if name == "ssl_cert_reqs" else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 class BrokerWatch:
@@ -49,7 +62,7 @@ class BrokerWatch:
         try:
             if self._client is None:
                 self._client = redis.Redis.from_url(
-                    self._url, socket_timeout=self.interval, socket_connect_timeout=self.interval
+                    _redis_py_url(self._url), socket_timeout=self.interval, socket_connect_timeout=self.interval
                 )
             return str(self._client.info("server")["run_id"])
         except (redis.ConnectionError, redis.TimeoutError):
