@@ -10,8 +10,9 @@
    image queued for the inference worker as ``prepare`` queues them
    (``worker.tasks.queue_for_scoring``: each model input in Redis beside a small ``Prepared``
    message) before the workers start; then ``--workers`` W (default 1) ``dicom-node worker
-   --queues inference --untrained`` processes at batch size B on the same device, with nothing consuming the "node"
-   queue, where their report messages pile up (every priority list of it is counted).
+   --queues inference --untrained`` processes at batch size B on the same device, with nothing
+   consuming the "node" queue, where their report messages pile up (every priority list of it is
+   counted).
    Throughput = (N - the reports already there) / (the time from the first report message once
    every worker consumes to the N-th), so that the workers' start (model load, warm-up, compile)
    and the first batch's wait are left out; the start is reported apart.
@@ -112,7 +113,7 @@ class Fed:
 
 
 def parse_arguments() -> tuple[list[Setup], str | None]:
-    """The run's setups (one per --scoring-threads value) and the --write file, if any."""
+    """The run's setups (one per --workers and --scoring-threads value) and the --write file, if any."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: the first GPU, else the CPU)")
     parser.add_argument("--batch-size", type=int, help=f"default: the device's ({DEFAULT_BATCH})")

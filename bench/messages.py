@@ -27,7 +27,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import pybase64  # noqa: E402
+import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 import redis  # noqa: E402
 from redis._parsers import _HiredisParser, _RESP2Parser  # noqa: E402
@@ -40,7 +40,7 @@ from tests.conftest import FUJI_CR, require_path  # noqa: E402
 from tests.servers import redis_server  # noqa: E402
 from worker.messages import Prepared, Scored  # noqa: E402
 from worker.model_inputs import ModelInputStore, model_input_key  # noqa: E402
-from worker.serialization import decode_prepared, encode_prepared, encode_result  # noqa: E402
+from worker.serialization import decode_prepared, encode_array, encode_prepared, encode_result  # noqa: E402
 
 BATCH = 32  # model inputs read at once, as an inference worker on a GPU does
 
@@ -67,8 +67,9 @@ def main() -> None:
     args = parser.parse_args()
     prepared = prepare_dataset(pydicom.dcmread(require_path(FUJI_CR)))
     header, codes = encode_prepared(prepared)
-    layout = {**header["model_input_codes"], "data": pybase64.b64encode_as_string(codes)}
-    inside = {**header, "model_input_codes": layout}
+    layout = header["model_input_codes"]
+    array = np.frombuffer(codes, dtype=np.dtype(layout["dtype"])).reshape(layout["shape"])
+    inside = {**header, "model_input_codes": encode_array(array, compress=False)}  # the format before
     result = Predictor(allow_untrained=True, device="cpu").predict(prepared)
 
     def envelope(prepared_message: dict) -> str:

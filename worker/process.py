@@ -37,9 +37,9 @@ def run_worker(settings: NodeSettings, queues: tuple[str, ...]) -> int:
     A worker of the inference queue alone runs its tasks on :func:`scoring_threads` threads beside
     Celery's consumer (the "threads" pool: the model and its device belong to this process; run
     one per GPU, since CUDA cannot be forked), and prefetches one batch more than it scores at
-    once, so that the next batch's messages arrive while the device scores. It loads and warms its model first (an
-    unusable weights file raises here, before any task is taken) and takes up to ``batch_size``
-    prepared images per forward pass. A worker that serves both queues scores one image at a time
+    once, so that the next batch's messages arrive while the device scores. It loads and warms its
+    model first (an unusable weights file raises here, before any task is taken) and takes up to
+    ``batch_size`` prepared images per forward pass. A worker that serves both queues scores one image at a time
     in the consumer's own thread ("solo"), so that it holds no node task back. A node-queue-only
     worker runs ``node_concurrency`` processes (one per CPU core by default): decoding and
     building outputs scale with cores, one interpreter each."""

@@ -1,6 +1,6 @@
 """Per-process state of a worker: the settings :func:`worker.app.configure` handed it, and the
-journal connection, spool, model input store and predictor made from them (created lazily, once per process, after
-any fork)."""
+journal connection, spool, model input store and predictor made from them (created lazily, once
+per process, after any fork)."""
 
 import logging
 import os

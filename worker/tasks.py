@@ -129,11 +129,10 @@ def _score(batch: list[tuple[Prepared, bytes]]) -> list[Scored | InferenceFailed
         return [outcome for item in batch for outcome in _score([item])]
 
 
-def _with_model_inputs(incoming: list[Prepared]) -> list[tuple[Prepared, bytes]]:
-    """Each message with its model input's codes, read from the broker's Redis in one round trip;
-    a receipt whose model input is gone (expired, evicted, or queued by an older node) is queued
-    to be prepared again, under the same chain token."""
-    keys = [model_input_key(message.receipt_id, message.token) for message in incoming]
+def _with_model_inputs(incoming: list[Prepared], keys: list[str]) -> list[tuple[Prepared, bytes]]:
+    """Each message with its model input's codes (under ``keys``, one per message), read from the
+    broker's Redis in one round trip; a receipt whose model input is gone (expired, evicted, or
+    queued by an older node) is queued to be prepared again, under the same chain token."""
     found = []
     for message, codes in zip(incoming, runtime.model_inputs().take(keys), strict=True):
         if codes is None:
@@ -157,9 +156,10 @@ def infer(requests: list[SimpleRequest]) -> None:
     are deleted from the broker once the outcomes are queued."""
     incoming = [Prepared.from_json(request.args[0]) for request in requests]
     log.info("infer: a batch of %d (receipts %s)", len(incoming), ", ".join(m.receipt_id for m in incoming))
-    batch = _with_model_inputs(incoming)
+    keys = [model_input_key(message.receipt_id, message.token) for message in incoming]
+    batch = _with_model_inputs(incoming, keys)
     _queue_for_delivery(_score(batch) if batch else [])
-    runtime.model_inputs().discard([model_input_key(message.receipt_id, message.token) for message in incoming])
+    runtime.model_inputs().discard(keys)
 
 
 def _queue_for_delivery(outcomes: list[Scored | InferenceFailed]) -> None:

@@ -53,8 +53,9 @@ def test_model_inputs_are_deleted_once_scored_and_a_lost_one_is_prepared_again(t
     """Two images are queued; the model input of the second is lost (as an eviction, an expiry or
     a message queued by an older node would lose it). The first is scored, the second goes back
     to ``prepare`` under its chain token, and no model input is left in the broker."""
-    header, _ = encode_prepared(prepare_dataset(pydicom.dcmread(fuji_cr)))
-    queue_for_scoring("kept", "token-1", prepare_dataset(pydicom.dcmread(fuji_cr)), 0.0)
+    prepared = prepare_dataset(pydicom.dcmread(fuji_cr))
+    header, _ = encode_prepared(prepared)
+    queue_for_scoring("kept", "token-1", prepared, 0.0)
     infer.delay(Prepared("lost", "token-2", header, 0.0).to_json())
     client = redis.Redis.from_url(broker)
     assert client.keys(f"{KEY_PREFIX}:*") == [model_input_key("kept", "token-1").encode()]
