@@ -22,7 +22,7 @@ batch sizes the workers logged ("infer: a batch of N") and their time per batch.
 
     .venv/bin/python bench/broker_fed.py [--device cuda] [--batch-size B] [--batch-wait-ms 20]
         [--precision fp32|bf16] [--compile] [--images N] [--repeats 5] [--workers 1[,2...]]
-        [--scoring-threads 1[,2...]] [--write docs/benchmarks.md]
+        [--scoring-threads 1[,2...]] [--cuda-graphs off|on|off,on] [--write docs/benchmarks.md]
 """
 
 import argparse
@@ -90,6 +90,7 @@ class Setup:
     repeats: int
     workers: int
     scoring_threads: int  # batches each worker scores at once
+    cuda_graphs: bool  # the network replayed as CUDA graphs (inference.cuda_graphs), in both measurements
 
 
 @dataclass(frozen=True)
@@ -129,20 +130,26 @@ def parse_arguments() -> tuple[list[Setup], str | None]:
                         help="batches a worker scores at once; a comma-separated list measures each in turn "
                              "(default 1). Every setting of both lists is measured against the one "
                              "network-alone measurement")
+    parser.add_argument("--cuda-graphs", default="off",
+                        help="off, on, or off,on: the network replayed as CUDA graphs (both measurements; "
+                             "each value measured in turn, against its own network-alone measurement)")
     parser.add_argument("--write", help="append the results to this markdown file")
     args = parser.parse_args()
     device = select_device(args.device)
     batch = args.batch_size if args.batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
     workers = [int(value) for value in args.workers.split(",") if value.strip()]
     threads = [int(value) for value in args.scoring_threads.split(",") if value.strip()]
+    graphs = [value.strip() == "on" for value in args.cuda_graphs.split(",")]
+    if not set(value.strip() for value in args.cuda_graphs.split(",")) <= {"off", "on"}:
+        parser.error("--cuda-graphs takes off, on or off,on")
     if (batch < 1 or (args.images is not None and args.images < 2 * batch) or args.repeats < 1
             or args.batch_wait_ms < 0 or not workers or min(workers) < 1 or not threads or min(threads) < 1):
         parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1, "
                      "--batch-wait-ms >= 0, --workers >= 1 and --scoring-threads >= 1")
     setups = [
         Setup(device, batch, args.batch_wait_ms, args.precision, args.compile,
-              args.images or IMAGES_PER_BATCH * batch * count, args.repeats, count, at_once)
-        for count in workers for at_once in threads
+              args.images or IMAGES_PER_BATCH * batch * count, args.repeats, count, at_once, graphed)
+        for graphed in graphs for count in workers for at_once in threads
     ]
     return setups, args.write
 
@@ -162,7 +169,7 @@ def network_alone(setup: Setup, image: PreparedImage) -> float:
     process; the predictor is freed before returning."""
     predictor = Predictor(
         allow_untrained=True, device=setup.device, batch_size=setup.batch, precision=setup.precision,
-        compiled=setup.compiled,
+        compiled=setup.compiled, cuda_graphs=int(setup.cuda_graphs),
     )
     try:
         return median_batch_s(predictor, [image] * setup.batch, setup.repeats)
@@ -200,7 +207,8 @@ def worker_command(setup: Setup, broker_url: str, spool: Path) -> list[str]:
         "--batch-wait-ms", str(setup.wait_ms), "--precision", setup.precision,
         "--scoring-threads", str(setup.scoring_threads),
     ]
-    return [*command, "--compile" if setup.compiled else "--no-compile"]
+    return [*command, "--compile" if setup.compiled else "--no-compile",
+            "--cuda-graphs" if setup.cuda_graphs else "--no-cuda-graphs"]
 
 
 def log_tail(log: Path, lines: int = 30) -> str:
@@ -304,7 +312,8 @@ def verdict(setup: Setup, ratio: float) -> str:
 def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
     alone_rate = setup.batch / alone_s
     ratio = fed.rate / alone_rate
-    options = (f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}, "
+    options = (f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}"
+               f"{', CUDA graphs' if setup.cuda_graphs else ''}, "
                f"{setup.scoring_threads} scoring thread{'s' if setup.scoring_threads > 1 else ''} a worker")
     workers = "`dicom-node worker --queues inference`" + (f" x {setup.workers}" if setup.workers > 1 else "")
     return "\n".join([
@@ -339,8 +348,17 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
 def main() -> None:
     setups, write = parse_arguments()
     image = prepared_image()
-    alone_s = network_alone(setups[0], image)
-    print(f"network alone: {alone_s * 1e3:.1f} ms per batch of {setups[0].batch}", flush=True)
+    alone_s: dict[bool, float] = {}  # seconds per batch, CUDA graphs or not
+    for graphed in dict.fromkeys(setup.cuda_graphs for setup in setups):
+        try:
+            alone_s[graphed] = network_alone(next(s for s in setups if s.cuda_graphs == graphed), image)
+        except Exception as error:  # CUDA graphs that cannot be captured here: the other settings still run
+            publish(f"### Network alone, CUDA graphs {'on' if graphed else 'off'}: failed\n\n```\n{error!r}\n```\n",
+                    write)
+            continue
+        print(f"network alone{' (CUDA graphs)' if graphed else ''}: {alone_s[graphed] * 1e3:.1f} ms per batch of "
+              f"{setups[0].batch}", flush=True)
+    setups = [setup for setup in setups if setup.cuda_graphs in alone_s]
     command = shlex.join([".venv/bin/python", "bench/broker_fed.py", *sys.argv[1:]])
     with (
         tempfile.TemporaryDirectory(prefix="dicom-node-broker-fed-") as temporary,
@@ -348,10 +366,14 @@ def main() -> None:
     ):
         configure(NodeSettings(untrained=True), broker_url)
         for index, setup in enumerate(setups):
-            fed = broker_fed(setup, image, Path(temporary) / f"run-{index}", broker_url)
+            try:
+                fed = broker_fed(setup, image, Path(temporary) / f"run-{index}", broker_url)
+            except (RuntimeError, TimeoutError) as error:  # a worker that exits or stalls: the next setting runs
+                publish(f"### Broker-fed inference worker: {setup} failed\n\n```\n{error}\n```\n", write)
+                continue
             if sum(fed.batches) != setup.images:
                 print(f"note: the worker logged {sum(fed.batches)} images in batches, {setup.images} were queued")
-            publish(report(setup, alone_s, fed, command), write)
+            publish(report(setup, alone_s[setup.cuda_graphs], fed, command), write)
         pools.reset()  # close the app's connections before the redis-server stops
 
 

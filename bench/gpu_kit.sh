@@ -12,7 +12,8 @@ KIT=.device
 MISSING=(amqp annotated-types billiard celery celery-batches click-didyoumean click-plugins click-repl
          hiredis highdicom kombu prompt_toolkit pydantic pydantic-settings pydantic_core pydicom pyjpegls pylibjpeg
          pybase64 pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle pynetdicom python-dotenv redis typing_extensions
-         typing-inspection tzlocal vine wcwidth)
+         typing-inspection tzlocal vine wcwidth
+         pytest pluggy iniconfig packaging Pygments)  # pytest: the tests that need a GPU
 mkdir -p "$KIT/whl" "$KIT/bin" "$KIT/lib" "$KIT/data/dicom"
 pins=()
 for name in "${MISSING[@]}"; do

@@ -73,6 +73,7 @@ class NodeSettings(BaseSettings):
     precision: Precision = "fp32"  # "bf16": autocast, faster on tensor cores; may move a borderline score
     channels_last: bool = True
     compile_network: bool = False  # torch.compile at start (tens of seconds); worth it on GPUs
+    cuda_graphs: bool = False  # GPU only: the network replayed as CUDA graphs, one per scoring thread
     max_in_flight: PositiveInt = DEFAULT_MAX_IN_FLIGHT  # images queued for scoring at once; others wait
     node_concurrency: PositiveInt | None = None  # processes of a node-queue worker; None: one per CPU core
     worker: bool = True

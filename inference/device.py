@@ -29,13 +29,16 @@ def select_device(requested: str | torch.device | None = None) -> torch.device:
 class RunOptions:
     """How the network runs on its device: images per forward pass, fp32 or bf16 autocast (the
     authors' network is fp32: bf16 is faster on tensor cores and may move a borderline score),
-    channels-last memory format, and ``torch.compile`` (every batch then padded to ``batch_size``
-    so that one graph is compiled, at start)."""
+    channels-last memory format, ``torch.compile``, and ``cuda_graphs``: that many CUDA graphs of
+    the compiled network, one per batch scored at the same time (:mod:`inference.cuda_graphs`; 0: none).
+    Compiled or graphed, every batch is padded to ``batch_size``: one shape, compiled or captured
+    at start."""
 
     batch_size: int
     precision: Precision = "fp32"
     channels_last: bool = True
     compiled: bool = False
+    cuda_graphs: int = 0
 
     @classmethod
     def for_device(
@@ -45,6 +48,7 @@ class RunOptions:
         precision: Precision = "fp32",
         channels_last: bool = True,
         compiled: bool = False,
+        cuda_graphs: int = 0,
     ) -> "RunOptions":
         """Options for ``device``: ``batch_size`` None takes the device's default (DEFAULT_BATCH)."""
         if precision not in get_args(Precision):
@@ -54,7 +58,20 @@ class RunOptions:
         size = batch_size if batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
         if size < 1:
             raise DeviceError(f"batch size must be at least 1, got {size}")
-        return cls(size, precision, channels_last, compiled)
+        if cuda_graphs < 0:
+            raise DeviceError(f"CUDA graph copies must be 0 or more, got {cuda_graphs}")
+        if cuda_graphs and device.type != "cuda":
+            raise DeviceError(f"CUDA graphs were asked for but the network runs on {device}, not a CUDA device")
+        if cuda_graphs and not compiled:
+            # the eager network copies host tensors to the device in its forward pass (the ROI
+            # boxes), which a graph capture refuses; compiled, they are constants (H200, 2026-11-27)
+            raise DeviceError("CUDA graphs are captured from the compiled network: add --compile")
+        return cls(size, precision, channels_last, compiled, cuda_graphs)
+
+    @property
+    def fixed_shape(self) -> bool:
+        """Whether every batch is padded to ``batch_size`` (a compiled or graphed network)."""
+        return self.compiled or self.cuda_graphs > 0
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -62,4 +79,5 @@ class RunOptions:
 
     def describe(self) -> str:
         layout = "channels_last" if self.channels_last else "contiguous"
-        return f"batch {self.batch_size}, {self.precision}, {layout}{', compiled' if self.compiled else ''}"
+        graphs = f", {self.cuda_graphs} CUDA graph{'s' if self.cuda_graphs > 1 else ''}" if self.cuda_graphs else ""
+        return f"batch {self.batch_size}, {self.precision}, {layout}{', compiled' if self.compiled else ''}{graphs}"

@@ -1,12 +1,15 @@
 """Load BS-Net weights and score radiographs (the node's one entry point into the model)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydicom.dataset import Dataset
 
+from inference.bsnet.model import BSNetOutput
+from inference.cuda_graphs import LazyGraphs
 from inference.device import Precision, RunOptions, select_device
 from inference.errors import UntrainedModelError, WeightsError
 from inference.explainability import lung_mask, severity_contributions
@@ -54,8 +57,9 @@ class Predictor:
     recorded in it (``metadata``); ``weights=None`` is refused
     unless ``allow_untrained=True`` (results then say ``untrained=True``). ``device=None`` picks
     CUDA when present, else the CPU; ``batch_size``, ``precision``, ``channels_last`` and
-    ``compiled`` say how the network runs there (:class:`~inference.device.RunOptions`; a None
-    batch size takes the device's default).
+    ``compiled`` and ``cuda_graphs`` say how the network runs there
+    (:class:`~inference.device.RunOptions`; a None batch size takes the device's default; with
+    ``cuda_graphs`` N, up to N threads may score batches at the same time).
     """
 
     def __init__(
@@ -68,10 +72,11 @@ class Predictor:
         precision: Precision = "fp32",
         channels_last: bool = True,
         compiled: bool = False,
+        cuda_graphs: int = 0,
     ) -> None:
         self.spec = spec
         self.device = select_device(device)
-        self.options = RunOptions.for_device(self.device, batch_size, precision, channels_last, compiled)
+        self.options = RunOptions.for_device(self.device, batch_size, precision, channels_last, compiled, cuda_graphs)
         self.metadata: WeightsMetadata | None = None
         if weights is not None:
             loaded = load_weights(Path(weights), spec)
@@ -101,6 +106,7 @@ class Predictor:
         # channels_last: the convolutions run about a quarter faster on CPU (docs/benchmarks.md)
         self.model = model.to(self.device, memory_format=self.options.memory_format).eval()
         self.network = torch.compile(self.model, dynamic=False) if self.options.compiled else self.model
+        self._graphs = LazyGraphs(self.options.cuda_graphs) if self.options.cuda_graphs else None
 
     @property
     def input_size(self) -> int:
@@ -121,12 +127,12 @@ class Predictor:
         return results
 
     def _inputs(self, batch: list[PreparedImage]) -> torch.Tensor:
-        """The batch as an N x 1 x H x W tensor on the device; a compiled network gets zero images
-        appended up to the batch size, so that it always sees the one shape it was compiled for.
+        """The batch as an N x 1 x H x W tensor on the device; a compiled or graphed network gets zero
+        images appended up to the batch size, so that it always sees the one shape it was made for.
         For a GPU the images are stacked straight into page-locked memory, whence the copy to the
         device needs no staging (from pageable memory it took 8-12 ms of a 36 ms batch of 32 on an
         H200, docs/benchmarks.md)."""
-        rows = self.options.batch_size if self.options.compiled else len(batch)
+        rows = self.options.batch_size if self.options.fixed_shape else len(batch)
         size = batch[0].model_input.shape
         host = torch.empty((rows, 1, *size), dtype=torch.float32, pin_memory=self.device.type == "cuda")
         np.stack([p.model_input for p in batch], out=host.numpy()[: len(batch), 0])
@@ -143,16 +149,29 @@ class Predictor:
         host.copy_(tensor)
         return host.numpy()
 
+    @contextmanager
+    def _forward(self, inputs: torch.Tensor) -> Iterator[BSNetOutput]:
+        """The network's output for ``inputs``, valid inside the ``with`` (a CUDA graph's output
+        tensors are lent: :mod:`inference.cuda_graphs`)."""
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16")
+        if self._graphs is None:
+            with autocast:
+                output = self.network(inputs)
+            yield output
+            return
+        with autocast:  # the graphs are captured at the first pass, as every pass should run
+            graphs = self._graphs.of(self.network, inputs)
+        with graphs.replayed(inputs) as output:
+            yield output
+
     @torch.inference_mode()
     def _run(self, batch: list[PreparedImage]) -> list[BrixiaResult]:
-        bf16 = self.options.precision == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            output = self.network(self._inputs(batch))
-        # only what the maps are made of leaves the device: BrixiaResult draws them on first use
-        probabilities = self._to_host(output.score_probabilities.float())
-        masks = self._to_host(lung_mask(output))
-        alignments = self._to_host(output.theta.float())
-        contributions = self._to_host(severity_contributions(output))
+        with self._forward(self._inputs(batch)) as output:
+            # only what the maps are made of leaves the device: BrixiaResult draws them on first use
+            probabilities = self._to_host(output.score_probabilities.float())
+            masks = self._to_host(lung_mask(output))
+            alignments = self._to_host(output.theta.float())
+            contributions = self._to_host(severity_contributions(output))
         results = []
         for index, prepared in enumerate(batch):
             scores = {name: int(np.argmax(probabilities[index, r])) for r, name in enumerate(REGION_NAMES)}

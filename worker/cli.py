@@ -113,6 +113,10 @@ def worker(
     compile_network: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the network at start")
     ] = None,
+    cuda_graphs: Annotated[
+        bool | None,
+        typer.Option(help="GPU: capture the network as CUDA graphs at start, one per scoring thread (default: off)"),
+    ] = None,
 ) -> None:
     """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
     from inference.errors import InferenceError
@@ -136,6 +140,7 @@ def worker(
             node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
             scoring_threads=scoring_threads,
             precision=precision, channels_last=channels_last, compile_network=compile_network,
+            cuda_graphs=cuda_graphs,
         ),
         names,
     )

@@ -9,16 +9,21 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dicom_node.config import NodeSettings
 from dicom_node.journal import Journal
 from dicom_node.spool import Spool
 from inference import Predictor
+from inference.device import select_device
 from worker.app import SETTINGS_KEY, app
 from worker.model_inputs import ModelInputStore
 
 log = logging.getLogger(__name__)
 WARM_UP_SIDE = 256  # the synthetic image of warm_up_predictor (resized to the model's input)
+# Batches scored at once per device type: on a GPU, one batch's decoding and results (CPU work)
+# overlap the next one's forward pass (docs/benchmarks.md); on the CPU both would share its cores.
+DEFAULT_SCORING_THREADS = {"cuda": 2}
 
 
 def settings() -> NodeSettings:
@@ -59,9 +64,16 @@ def model_inputs() -> ModelInputStore:
     return _model_inputs_for(os.getpid(), str(app.conf.broker_url))
 
 
+def scoring_threads(configured: NodeSettings, device: torch.device) -> int:
+    """How many batches an inference worker scores at once: ``scoring_threads``, else the device's
+    default (:data:`DEFAULT_SCORING_THREADS`)."""
+    return configured.scoring_threads or DEFAULT_SCORING_THREADS.get(device.type, 1)
+
+
 @cache
 def _predictor_for(pid: int) -> Predictor:
     configured = settings()
+    threads = scoring_threads(configured, select_device(configured.device))
     return Predictor(
         weights=configured.weights,
         allow_untrained=configured.untrained,
@@ -70,6 +82,7 @@ def _predictor_for(pid: int) -> Predictor:
         precision=configured.precision,
         channels_last=configured.channels_last,
         compiled=configured.compile_network,
+        cuda_graphs=threads if configured.cuda_graphs else 0,
     )
 
 

@@ -41,3 +41,16 @@ def test_an_inference_worker_warms_its_model_before_taking_tasks(tmp_path, broke
     warmed = [index for index, line in enumerate(lines) if "model warmed" in line]
     ready = [index for index, line in enumerate(lines) if "ready." in line]
     assert warmed and ready and warmed[0] < ready[0], log
+
+
+def test_an_inference_worker_asked_for_cuda_graphs_on_the_cpu_stops_at_start(tmp_path, broker_url):
+    """CUDA graphs need a GPU: asked for where the network runs on the CPU, the worker says so and
+    stops before it takes any task."""
+    run = subprocess.run(
+        [*DICOM_NODE, "worker", "--queues", "inference", "--untrained", "--device", "cpu", "--cuda-graphs",
+         "--broker-url", broker_url, "--spool", str(tmp_path / "no-spool")],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert run.returncode == 2
+    assert "cannot start" in run.stderr and "CUDA graphs were asked for" in run.stderr
+    assert "ready" not in run.stdout + run.stderr
