@@ -9,8 +9,9 @@
 2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N copies of that
    image queued for the inference worker as ``prepare`` queues them
    (``worker.tasks.queue_for_scoring``: each model input in Redis beside a small ``Prepared``
-   message) before the workers start; then ``--workers`` W (default 1) ``dicom-node worker
-   --queues inference --untrained`` processes at batch size B on the same device, with nothing
+   message) before the workers start; then one ``dicom-node worker --queues inference
+   --untrained --concurrency W`` (``--workers`` W, default 1: that many processes) at batch size
+   B on the same device, with nothing
    consuming the "node" queue, where their report messages pile up (every priority list of it is
    counted).
    Throughput = (N - the reports already there) / (the time from the first report message once
@@ -73,7 +74,7 @@ SECONDS_PER_BATCH = 120.0  # then at most this per batch
 POLL_S = 0.002  # how often the report lists are counted
 BATCH_LOGGED = re.compile(r"infer: a batch of (\d+)")
 SCORED_LOGGED = re.compile(r"infer: receipt \S+ scored")
-READY_LOGGED = re.compile(r"@\S+ ready\.")  # Celery's "<worker name> ready." once it consumes
+READY_LOGGED = re.compile(r"(\S+)@\S+ ready\.")  # Celery's "<worker name> ready." once it consumes
 PHASES_LOGGED = re.compile(r"infer: \d+ scored: decode (\d+) ms, network (\d+) ms, encode (\d+) ms")
 
 
@@ -124,8 +125,8 @@ def parse_arguments() -> tuple[list[Setup], str | None]:
     parser.add_argument("--images", type=int, help=f"messages published (default {IMAGES_PER_BATCH} x batch size)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"network-alone runs (default {REPEATS})")
     parser.add_argument("--workers", default="1",
-                        help="inference worker processes on the device; a comma-separated list measures each in "
-                             "turn (default 1)")
+                        help="inference worker processes on the device (the worker's --concurrency); a "
+                             "comma-separated list measures each in turn (default 1)")
     parser.add_argument("--scoring-threads", default="1",
                         help="batches a worker scores at once; a comma-separated list measures each in turn "
                              "(default 1). Every setting of both lists is measured against the one "
@@ -205,7 +206,7 @@ def worker_command(setup: Setup, broker_url: str, spool: Path) -> list[str]:
         *DICOM_NODE, "worker", "--queues", "inference", "--untrained", "--broker-url", broker_url,
         "--spool", str(spool), "--device", str(setup.device), "--batch-size", str(setup.batch),
         "--batch-wait-ms", str(setup.wait_ms), "--precision", setup.precision,
-        "--scoring-threads", str(setup.scoring_threads),
+        "--scoring-threads", str(setup.scoring_threads), "--concurrency", str(setup.workers),
     ]
     return [*command, "--compile" if setup.compiled else "--no-compile",
             "--cuda-graphs" if setup.cuda_graphs else "--no-cuda-graphs"]
@@ -244,12 +245,12 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path, broker_url: str) 
         message_bytes = publish_prepared(image, setup.images)
         keys = report_keys()
         work.mkdir(parents=True, exist_ok=True)
-        logs = [work / f"worker-{index}.log" for index in range(setup.workers)]
+        logs = [work / "worker.log"]
         started = time.perf_counter()
-        workers = [spawn(worker_command(setup, broker_url, work / "spool"), log) for log in logs]
+        workers = [spawn(worker_command(setup, broker_url, work / "spool"), logs[0])]
         try:
-            wait_for(lambda: all(READY_LOGGED.search(read_log(log)) for log in logs), workers, logs,
-                     "every worker consuming", START_S)
+            wait_for(lambda: len(set(READY_LOGGED.findall(read_log(logs[0])))) == setup.workers, workers, logs,
+                     "every worker process consuming", START_S)
             wait_for(lambda: count_reports(client, keys) >= 1, workers, logs, "a first report", START_S)
             window = time.perf_counter()
             counted_from = count_reports(client, keys)
@@ -268,7 +269,8 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path, broker_url: str) 
     texts = [read_log(log) for log in logs]
     batches_logged = [int(size) for text in texts for size in BATCH_LOGGED.findall(text)]
     scored = sum(len(SCORED_LOGGED.findall(text)) for text in texts)
-    phases = [(int(d), int(n), int(e)) for text in texts for d, n, e in PHASES_LOGGED.findall(text)[1:]]
+    # each process's first batch left out (the processes' lines are interleaved: the first W)
+    phases = [(int(d), int(n), int(e)) for text in texts for d, n, e in PHASES_LOGGED.findall(text)[setup.workers:]]
     return Fed(setup.images, window - started, counted_from, last - window, batches_logged, scored, message_bytes,
                phases)
 
@@ -315,7 +317,7 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
     options = (f"batch {setup.batch}, {setup.precision}, channels_last{', compiled' if setup.compiled else ''}"
                f"{', CUDA graphs' if setup.cuda_graphs else ''}, "
                f"{setup.scoring_threads} scoring thread{'s' if setup.scoring_threads > 1 else ''} a worker")
-    workers = "`dicom-node worker --queues inference`" + (f" x {setup.workers}" if setup.workers > 1 else "")
+    workers = f"`dicom-node worker --queues inference --concurrency {setup.workers}`"
     return "\n".join([
         f"### Broker-fed inference worker, {datetime.date.today().isoformat()}",
         "",

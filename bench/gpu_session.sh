@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue 13 in one run on a lent GPU machine, carrying .device/ (made here by
 # bench/gpu_kit.sh). Writes under $OUT: gpu_tests.log (the tests skipped where there is no GPU),
-# broker_fed.md (1, 2 and 3 workers sharing the GPU, two scoring threads each, with CUDA graphs and
-# without), predict_phases.md and benchmarks_gpu.md (the network alone, swept) if time is left,
+# broker_fed.md (one worker of 3, then 2 processes sharing the GPU, two scoring threads each, with
+# CUDA graphs and without), predict_phases.md and benchmarks_gpu.md (the network alone, swept) if time is left,
 # and logs.
 # Usage there, from the repository root: bash bench/gpu_session.sh
 # BUDGET_S (default 520) bounds the whole run; the network sweep gets what the others leave.
@@ -32,9 +32,9 @@ step() {  # step NAME SECONDS_AT_MOST COMMAND...: runs COMMAND under a timeout, 
 step "the tests that need a GPU (CUDA graphs)" 150 \
     "$PY" -m pytest -q -p no:cacheprovider tests/inference/test_cuda_graphs.py > "$OUT/gpu_tests.log" 2>&1
 tail -n 5 "$OUT/gpu_tests.log"
-BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 3840)
-step "broker-fed workers (1, 2, 3 sharing the GPU; 2 scoring threads each; CUDA graphs on, then off) against the network alone" 400 \
-    "$PY" "${BF[@]}" --workers 1,2,3 --scoring-threads 2 --cuda-graphs on,off --write "$OUT/broker_fed.md" \
+BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 5760)
+step "broker-fed worker (--concurrency 3, then 2; 2 scoring threads each; CUDA graphs on, then off) against the network alone" 400 \
+    "$PY" "${BF[@]}" --workers 3,2 --scoring-threads 2 --cuda-graphs on,off --write "$OUT/broker_fed.md" \
     2>"$OUT/broker_fed.log"
 step "predict_batch phase by phase" 60 \
     "$PY" bench/predict_phases.py --device cuda --batch-size 32 --precision bf16 \

@@ -76,6 +76,7 @@ class NodeSettings(BaseSettings):
     cuda_graphs: bool = False  # GPU only: the network replayed as CUDA graphs, one per scoring thread
     max_in_flight: PositiveInt = DEFAULT_MAX_IN_FLIGHT  # images queued for scoring at once; others wait
     node_concurrency: PositiveInt | None = None  # processes of a node-queue worker; None: one per CPU core
+    inference_processes: PositiveInt = 1  # processes of an inference-queue worker, sharing its device
     worker: bool = True
     broker_url: str | None = None  # None: the node's own private, supervised redis-server
     outputs: Annotated[list[str], NoDecode] = list(OUTPUT_KINDS)

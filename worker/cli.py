@@ -21,7 +21,7 @@ from dicom_node.cli import (
     settings_or_exit,
     setup_logging,
 )
-from dicom_node.config import ConfigError
+from dicom_node.config import ConfigError, NodeSettings
 
 BrokerOption = Annotated[
     str | None, typer.Option(help="Celery broker, e.g. redis://broker:6379/0 (default: the node's own private one)")
@@ -88,11 +88,40 @@ def serve(
         raise typer.Exit(2) from error
 
 
+def run_worker_or_explain(settings: NodeSettings, names: tuple[str, ...]) -> int:
+    """Run a worker of ``names`` in this process; its exit status, or 2 with the reason printed if
+    its weights, device or run options are unusable (it stops before it takes any task)."""
+    from inference.errors import InferenceError
+    from worker.process import run_worker
+
+    try:
+        return run_worker(settings, names)
+    except InferenceError as error:
+        error_console.print(f"[red]cannot start:[/red] {error}")
+        return 2
+
+
+def worker_process(settings: NodeSettings, names: tuple[str, ...], broker_url: str) -> None:
+    """One of an inference worker's ``--concurrency`` processes (started by spawning: it inherits
+    nothing from its parent, so it configures its own app and logging)."""
+    import sys
+
+    from worker.app import configure
+
+    configure(settings, broker_url)
+    setup_logging()
+    sys.exit(run_worker_or_explain(settings, names))
+
+
 @app.command()
 def worker(
     queues: Annotated[str, typer.Option(help="comma-separated queues: node, inference")] = "node,inference",
     concurrency: Annotated[
-        int | None, typer.Option(help="node queue only: worker processes (default: one per CPU core)")
+        int | None,
+        typer.Option(
+            help="worker processes: node queue, default one per CPU core; inference queue, processes sharing "
+            "its device, default 1"
+        ),
     ] = None,
     config: ConfigOption = None,
     spool: SpoolOption = None,
@@ -119,25 +148,25 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
-    from inference.errors import InferenceError
-    from worker.app import INFERENCE_QUEUE, QUEUES, configure
-    from worker.process import run_worker, settings_for_queues
+    from worker.app import INFERENCE_QUEUE, NODE_QUEUE, QUEUES, configure
+    from worker.process import run_processes, settings_for_queues
 
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
     unknown = set(names) - set(QUEUES)
     if not names or unknown:
         error_console.print(f"[red]unknown queue(s):[/red] {', '.join(sorted(unknown)) or 'none given'}")
         raise typer.Exit(2)
-    if INFERENCE_QUEUE in names and concurrency not in (None, 1):
+    if len(names) > 1 and concurrency not in (None, 1):
         error_console.print(
-            "[red]--concurrency is for the node queue:[/red] an inference worker is one process per device "
-            "(start one per GPU with --device; --batch-size sets how many images it scores at once)"
+            "[red]--concurrency is for a worker of one queue:[/red] a worker of both scores one image at a time "
+            "in one process (start a node worker and an inference worker to run several)"
         )
         raise typer.Exit(2)
+    counts = {"node_concurrency": concurrency} if names == (NODE_QUEUE,) else {"inference_processes": concurrency}
     settings = settings_for_queues(
         settings_or_exit(
             config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
-            node_concurrency=concurrency, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
+            **counts, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
             scoring_threads=scoring_threads,
             precision=precision, channels_last=channels_last, compile_network=compile_network,
             cuda_graphs=cuda_graphs,
@@ -147,16 +176,16 @@ def worker(
     try:
         if INFERENCE_QUEUE in names:
             settings.require_model()
-        configure(settings, settings.worker_broker_url())
+        broker = settings.worker_broker_url()
+        configure(settings, broker)
     except ConfigError as error:
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
     setup_logging()
-    try:
-        status = run_worker(settings, names)
-    except InferenceError as error:  # weights, device or run options
-        error_console.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(2) from error
+    if names == (INFERENCE_QUEUE,) and settings.inference_processes > 1:
+        status = run_processes(settings.inference_processes, worker_process, (settings, names, broker))
+    else:
+        status = run_worker_or_explain(settings, names)
     if status:
         raise typer.Exit(status)
 

@@ -1,12 +1,20 @@
 """Running a Celery worker in this process (``dicom-node worker``, and the embedded worker of
-``dicom-node serve``)."""
+``dicom-node serve``), or several inference workers as processes of one command."""
 
+import logging
+import multiprocessing
 import os
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from types import FrameType
 
 from dicom_node.config import NodeSettings
 from worker import runtime
 from worker.app import INFERENCE_QUEUE, app
 from worker.tasks import take_batches
+
+log = logging.getLogger(__name__)
 
 
 def settings_for_queues(settings: NodeSettings, queues: tuple[str, ...]) -> NodeSettings:
@@ -49,3 +57,57 @@ def run_worker(settings: NodeSettings, queues: tuple[str, ...]) -> int:
     )
     worker.start()
     return int(worker.exitcode or 0)
+
+
+def _exit_status(exitcode: int) -> int:
+    """A process's exit code as a shell reports it (killed by signal N: 128 + N)."""
+    return exitcode if exitcode >= 0 else 128 - exitcode
+
+
+def _terminate(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    for process in processes:
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signal.SIGTERM)
+
+
+def run_processes(count: int, target: Callable[..., None], args: tuple) -> int:
+    """Run ``target(*args)`` in ``count`` spawned processes (an inference worker's processes
+    sharing its device: each has its own consumer, GIL and model) until they stop; returns the
+    exit status to report.
+
+    SIGTERM and SIGINT are passed on to every process (Celery's warm shutdown); the status is then
+    0 unless one of them failed. Should one exit unasked, at start (unusable weights) or later,
+    the others are stopped and its status is returned (1 if it was 0), so that a supervisor such
+    as systemd restarts them all."""
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    processes = [context.Process(target=target, args=args, name=f"inference-{index + 1}") for index in range(count)]
+    asked = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal asked
+        asked = True
+        _terminate(processes)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for process in processes:
+            process.start()
+        if asked:  # a signal that came while they were being started
+            _terminate(processes)
+        log.info("inference worker: %d processes, pids %s", count, ", ".join(str(p.pid) for p in processes))
+        first = wait([process.sentinel for process in processes])[0]
+        ended = next(process for process in processes if process.sentinel == first)
+        ended.join()
+        if not asked:
+            log.error("inference worker process %s exited with status %s: stopping the others",
+                      ended.pid, _exit_status(ended.exitcode))
+            _terminate(processes)
+        for process in processes:
+            process.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if not asked:
+        return _exit_status(ended.exitcode) or 1
+    failed = [process.exitcode for process in processes if process.exitcode not in (0, -signal.SIGTERM)]
+    return _exit_status(failed[0]) if failed else 0
