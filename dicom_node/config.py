@@ -189,6 +189,12 @@ class NodeSettings(BaseSettings):
                 return destination
         return None
 
+    def picklable(self) -> "NodeSettings":
+        """These settings as a plain NodeSettings, as they are (no source read again): the class
+        :func:`load_settings` makes for a configuration file cannot be pickled for another process."""
+        values = {name: getattr(self, name) for name in NodeSettings.model_fields}
+        return NodeSettings.model_construct(_fields_set=self.model_fields_set, **values)
+
     def worker_broker_url(self) -> str:
         """The broker a worker or ``retry`` uses: ``broker_url``, else the embedded broker of the
         node running on this spool (dicom_node.broker.spool_broker_url)."""

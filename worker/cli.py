@@ -183,7 +183,7 @@ def worker(
         raise typer.Exit(2) from error
     setup_logging()
     if names == (INFERENCE_QUEUE,) and settings.inference_processes > 1:
-        status = run_processes(settings.inference_processes, worker_process, (settings, names, broker))
+        status = run_processes(settings.inference_processes, worker_process, (settings.picklable(), names, broker))
     else:
         status = run_worker_or_explain(settings, names)
     if status:

@@ -90,8 +90,12 @@ def run_processes(count: int, target: Callable[..., None], args: tuple) -> int:
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for process in processes:
-            process.start()
+        try:
+            for process in processes:
+                process.start()
+        except BaseException:
+            _terminate(processes)  # those already started
+            raise
         if asked:  # a signal that came while they were being started
             _terminate(processes)
         log.info("inference worker: %d processes, pids %s", count, ", ".join(str(p.pid) for p in processes))

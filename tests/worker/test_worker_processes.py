@@ -31,12 +31,14 @@ def _alive(pid: int) -> bool:
 
 
 def test_two_processes_each_consume_and_sigterm_stops_both(tmp_path, broker, fuji_cr):
-    log = tmp_path / "inference.log"
-    process = spawn(
-        [*DICOM_NODE, "worker", "--queues", "inference", "--concurrency", "2", "--untrained", "--device", "cpu",
-         "--broker-url", broker, "--spool", str(tmp_path / "spool")],
-        log,
+    """Set in the configuration file, as a systemd unit gives it (``inference_processes``)."""
+    config = tmp_path / "dicom-node.toml"
+    config.write_text(
+        f'spool = "{tmp_path / "spool"}"\nbroker_url = "{broker}"\nuntrained = true\ndevice = "cpu"\n'
+        "inference_processes = 2\n"
     )
+    log = tmp_path / "inference.log"
+    process = spawn([*DICOM_NODE, "worker", "--queues", "inference", "--config", str(config)], log)
     try:
         wait_until(lambda: len(set(READY.findall(_log(log)))) == 2, 300, "two consumers ready")
         prepared = prepare_dataset(pydicom.dcmread(fuji_cr))
