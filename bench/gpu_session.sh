@@ -29,11 +29,11 @@ step() {  # step NAME SECONDS_AT_MOST COMMAND...: runs COMMAND under a timeout, 
     echo "== $name ($(left) s left, at most $budget s)"
     timeout -k 5 "$budget" "$@"
 }
-step "the tests that need a GPU (CUDA graphs)" 150 \
+step "the tests that need a GPU (CUDA graphs; three compiles)" 200 \
     "$PY" -m pytest -q -p no:cacheprovider tests/inference/test_cuda_graphs.py > "$OUT/gpu_tests.log" 2>&1
 tail -n 5 "$OUT/gpu_tests.log"
 BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 5760)
-step "broker-fed worker (--concurrency 3, then 2; 2 scoring threads each; CUDA graphs on, then off) against the network alone" 400 \
+step "broker-fed worker (--concurrency 3, then 2; 2 scoring threads each; CUDA graphs on, then off) against the network alone" 300 \
     "$PY" "${BF[@]}" --workers 3,2 --scoring-threads 2 --cuda-graphs on,off --write "$OUT/broker_fed.md" \
     2>"$OUT/broker_fed.log"
 step "predict_batch phase by phase" 60 \
