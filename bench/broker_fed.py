@@ -140,9 +140,10 @@ def parse_arguments() -> tuple[list[Setup], str | None]:
     batch = args.batch_size if args.batch_size is not None else DEFAULT_BATCH.get(device.type, 1)
     workers = [int(value) for value in args.workers.split(",") if value.strip()]
     threads = [int(value) for value in args.scoring_threads.split(",") if value.strip()]
-    graphs = [value.strip() == "on" for value in args.cuda_graphs.split(",")]
-    if not set(value.strip() for value in args.cuda_graphs.split(",")) <= {"off", "on"}:
+    graph_values = [value.strip() for value in args.cuda_graphs.split(",")]
+    if not set(graph_values) <= {"off", "on"}:
         parser.error("--cuda-graphs takes off, on or off,on")
+    graphs = [value == "on" for value in graph_values]
     if (batch < 1 or (args.images is not None and args.images < 2 * batch) or args.repeats < 1
             or args.batch_wait_ms < 0 or not workers or min(workers) < 1 or not threads or min(threads) < 1):
         parser.error(f"need --batch-size >= 1, --images >= 2 x batch size ({2 * batch}), --repeats >= 1, "

@@ -4,6 +4,7 @@ worker by default), ``worker`` (a Celery worker) and ``retry`` (queue results ag
 one module where ``dicom_node`` and ``worker`` meet; each command imports what it runs when it
 runs (``status`` or ``model-info`` need neither Celery nor torch)."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -88,12 +89,16 @@ def serve(
         raise typer.Exit(2) from error
 
 
-def run_worker_or_explain(settings: NodeSettings, names: tuple[str, ...]) -> int:
-    """Run a worker of ``names`` in this process; its exit status, or 2 with the reason printed if
-    its weights, device or run options are unusable (it stops before it takes any task)."""
+def run_worker_here(settings: NodeSettings, names: tuple[str, ...], broker_url: str) -> int:
+    """Configure this process's app and logging and run a worker of ``names`` in it; its exit
+    status, or 2 with the reason printed if its weights, device or run options are unusable (it
+    stops before it takes any task)."""
     from inference.errors import InferenceError
+    from worker.app import configure
     from worker.process import run_worker
 
+    configure(settings, broker_url)
+    setup_logging()
     try:
         return run_worker(settings, names)
     except InferenceError as error:
@@ -104,13 +109,7 @@ def run_worker_or_explain(settings: NodeSettings, names: tuple[str, ...]) -> int
 def worker_process(settings: NodeSettings, names: tuple[str, ...], broker_url: str) -> None:
     """One of an inference worker's ``--concurrency`` processes (started by spawning: it inherits
     nothing from its parent, so it configures its own app and logging)."""
-    import sys
-
-    from worker.app import configure
-
-    configure(settings, broker_url)
-    setup_logging()
-    sys.exit(run_worker_or_explain(settings, names))
+    sys.exit(run_worker_here(settings, names, broker_url))
 
 
 @app.command()
@@ -148,7 +147,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker: "node" beside the node (spool + PACS), "inference" anywhere (GPU)."""
-    from worker.app import INFERENCE_QUEUE, NODE_QUEUE, QUEUES, configure
+    from worker.app import INFERENCE_QUEUE, NODE_QUEUE, QUEUES
     from worker.process import run_processes, settings_for_queues
 
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
@@ -177,15 +176,14 @@ def worker(
         if INFERENCE_QUEUE in names:
             settings.require_model()
         broker = settings.worker_broker_url()
-        configure(settings, broker)
     except ConfigError as error:
         error_console.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(2) from error
-    setup_logging()
     if names == (INFERENCE_QUEUE,) and settings.inference_processes > 1:
+        setup_logging()
         status = run_processes(settings.inference_processes, worker_process, (settings.picklable(), names, broker))
     else:
-        status = run_worker_or_explain(settings, names)
+        status = run_worker_here(settings, names, broker)
     if status:
         raise typer.Exit(status)
 
