@@ -9,14 +9,14 @@
 2. Broker-fed: a private redis-server on a free loopback port; ``--images`` N copies of that
    image queued for the inference worker as ``prepare`` queues them
    (``worker.tasks.queue_for_scoring``: each model input in Redis beside a small ``Prepared``
-   message) before the workers start; then one ``dicom-node worker --queues inference
-   --untrained --concurrency W`` (``--workers`` W, default 1: that many processes) at batch size
-   B on the same device, with nothing
-   consuming the "node" queue, where their report messages pile up (every priority list of it is
-   counted).
-   Throughput = (N - the reports already there) / (the time from the first report message once
-   every worker consumes to the N-th), so that the workers' start (model load, warm-up, compile)
-   and the first batch's wait are left out; the start is reported apart.
+   message), held aside (their Redis lists renamed) while one ``dicom-node worker --queues
+   inference --untrained --concurrency W`` (``--workers`` W, default 1: that many processes) starts
+   at batch size B on the same device, and released (renamed back) once every process consumes;
+   nothing consumes the "node" queue, where their report messages pile up (every priority list of
+   it is counted).
+   Throughput = (N - the reports already there) / (the time from the first report message to the
+   N-th), so that the workers' start (model load, warm-up, compile) and the first batch's wait are
+   left out; the start is reported apart.
 
 Ratio = broker-fed / network alone (goal >= 0.8 on a GPU at the configured batch size); also the
 batch sizes the workers logged ("infer: a batch of N") and their time per batch.
@@ -60,7 +60,7 @@ from inference.device import DEFAULT_BATCH, select_device  # noqa: E402
 from inference.preprocessing import PreparedImage, prepare_dataset  # noqa: E402
 from tests.conftest import FUJI_CR, require_path  # noqa: E402
 from tests.servers import DICOM_NODE, redis_server, spawn, stop  # noqa: E402
-from worker.app import NODE_QUEUE, configure  # noqa: E402
+from worker.app import INFERENCE_QUEUE, NODE_QUEUE, configure  # noqa: E402
 from worker.messages import Prepared  # noqa: E402
 from worker.serialization import encode_prepared  # noqa: E402
 from worker.tasks import queue_for_scoring  # noqa: E402
@@ -182,9 +182,19 @@ def network_alone(setup: Setup, image: PreparedImage) -> float:
             torch.cuda.empty_cache()
 
 
-def report_keys() -> list[str]:
-    """Redis lists of the node queue, one per kombu priority step (priority 0: the queue's name)."""
-    return [NODE_QUEUE if step == 0 else f"{NODE_QUEUE}{Channel.sep}{step}" for step in PRIORITY_STEPS]
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists of ``queue``, one per kombu priority step (priority 0: the queue's name)."""
+    return [queue if step == 0 else f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS]
+
+
+def move_lists(client: redis.Redis, sources: list[str], targets: list[str]) -> None:
+    """Rename each existing list of ``sources`` to its ``targets`` name at once (MULTI/EXEC); a
+    consumer blocked on a target is woken."""
+    with client.pipeline(transaction=True) as pipeline:
+        for source, target in zip(sources, targets, strict=True):
+            if client.exists(source):
+                pipeline.rename(source, target)
+        pipeline.execute()
 
 
 def count_reports(client: redis.Redis, keys: list[str]) -> int:
@@ -244,7 +254,9 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path, broker_url: str) 
     client = redis.Redis.from_url(broker_url)
     try:
         message_bytes = publish_prepared(image, setup.images)
-        keys = report_keys()
+        keys = queue_keys(NODE_QUEUE)
+        queued, held = queue_keys(INFERENCE_QUEUE), queue_keys("bench-held")
+        move_lists(client, queued, held)
         work.mkdir(parents=True, exist_ok=True)
         logs = [work / "worker.log"]
         started = time.perf_counter()
@@ -252,6 +264,7 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path, broker_url: str) 
         try:
             wait_for(lambda: len(set(READY_LOGGED.findall(read_log(logs[0])))) == setup.workers, workers, logs,
                      "every worker process consuming", START_S)
+            move_lists(client, held, queued)
             wait_for(lambda: count_reports(client, keys) >= 1, workers, logs, "a first report", START_S)
             window = time.perf_counter()
             counted_from = count_reports(client, keys)
@@ -331,7 +344,8 @@ def report(setup: Setup, alone_s: float, fed: Fed, command: str) -> str:
         f"warm-up runs): "
         f"{alone_s * 1e3:.1f} ms/batch = {alone_rate:.2f} images/s",
         f"- Broker-fed ({workers}, {setup.images} Prepared messages of {fed.message_bytes} bytes of JSON each, "
-        f"their model inputs beside them, queued in a private redis-server before they started): "
+        f"their model inputs beside them, queued in a private redis-server before they started and held aside "
+        "until every process consumed): "
         f"{fed.rate:.2f} images/s = (N - the "
         f"{fed.counted_from} reports already there) / {fed.span_s:.2f} s from the first report message once every "
         f"worker consumed to the last of {setup.images}; start to then {fed.start_s:.1f} s (model load, "
