@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue 13 in one run on a lent GPU machine, carrying .device/ (made here by
-# bench/gpu_kit.sh). Writes under $OUT: gpu_tests.log (the tests skipped where there is no GPU),
-# broker_fed.md (one worker of 3, then 2 processes sharing the GPU, two scoring threads each, with
-# CUDA graphs and without), predict_phases.md and benchmarks_gpu.md (the network alone, swept) if time is left,
+# bench/gpu_kit.sh). Writes under $OUT: broker_fed.md (one worker of 3, then 4 processes sharing
+# the GPU, two scoring threads each, with CUDA graphs and without), gpu_tests.log (the tests skipped
+# where there is no GPU), predict_phases.md and benchmarks_gpu.md (the network alone, swept) if time is left,
 # and logs.
 # Usage there, from the repository root: bash bench/gpu_session.sh
-# BUDGET_S (default 520) bounds the whole run; the network sweep gets what the others leave.
+# BUDGET_S (default 540) bounds the whole run; the network sweep gets what the others leave.
 set -u
 OUT="${OUT:-$PWD/out}"; mkdir -p "$OUT"
 PY="${PY:-python3}"; T0=$(date +%s)
-left() { echo $(( ${BUDGET_S:-520} - ($(date +%s) - T0) )); }
+left() { echo $(( ${BUDGET_S:-540} - ($(date +%s) - T0) )); }
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl \
     || exit 3
 export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1 PATH="$PWD/.device/bin:$PATH"
@@ -29,13 +29,13 @@ step() {  # step NAME SECONDS_AT_MOST COMMAND...: runs COMMAND under a timeout, 
     echo "== $name ($(left) s left, at most $budget s)"
     timeout -k 5 "$budget" "$@"
 }
+BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 5760)
+step "broker-fed worker (--concurrency 3, then 4; 2 scoring threads each; CUDA graphs on, then off) against the network alone" 330 \
+    "$PY" "${BF[@]}" --workers 3,4 --scoring-threads 2 --cuda-graphs on,off --write "$OUT/broker_fed.md" \
+    2>"$OUT/broker_fed.log"
 step "the tests that need a GPU (CUDA graphs; three compiles)" 200 \
     "$PY" -m pytest -q -p no:cacheprovider tests/inference/test_cuda_graphs.py > "$OUT/gpu_tests.log" 2>&1
 tail -n 5 "$OUT/gpu_tests.log"
-BF=(bench/broker_fed.py --device cuda --batch-size 32 --precision bf16 --compile --images 5760)
-step "broker-fed worker (--concurrency 3, then 2; 2 scoring threads each; CUDA graphs on, then off) against the network alone" 300 \
-    "$PY" "${BF[@]}" --workers 3,2 --scoring-threads 2 --cuda-graphs on,off --write "$OUT/broker_fed.md" \
-    2>"$OUT/broker_fed.log"
 step "predict_batch phase by phase" 60 \
     "$PY" bench/predict_phases.py --device cuda --batch-size 32 --precision bf16 \
     --write "$OUT/predict_phases.md" 2>"$OUT/predict_phases.log"
