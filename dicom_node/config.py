@@ -180,14 +180,14 @@ class NodeSettings(BaseSettings):
         candidates = [self.destination, *(sender.destination for sender in self.allow)]
         return [destination for destination in candidates if destination is not None]
 
-    def configured_destination(self, text: str) -> Destination:
+    def configured_destination(self, text: str) -> Destination | None:
         """The destination the journal wrote as ``text`` (``AET@HOST:PORT``) with the TLS settings
-        this process's configuration gives it; plain TCP where it names no such destination (a
-        TLS destination refuses that before any data is sent)."""
+        this process's configuration gives it; None where the configuration no longer names it
+        (results are never sent where it no longer sends them)."""
         for destination in self.configured_destinations():
             if str(destination) == text:
                 return destination
-        return Destination.parse(text)
+        return None
 
     def picklable(self) -> "NodeSettings":
         """These settings as a plain NodeSettings, as they are (no source read again): the class

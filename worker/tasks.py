@@ -206,8 +206,18 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
 
 
 def _destination_of(receipt: Receipt) -> Destination | None:
-    """Where the journal says ``receipt``'s results go, with the TLS settings configured for it."""
+    """Where the journal says ``receipt``'s results go, with the TLS settings configured for it;
+    None where it names no destination, or one the configuration no longer has."""
     return runtime.settings().configured_destination(receipt.destination) if receipt.destination else None
+
+
+def _kept_unsent(receipt: Receipt) -> None:
+    """Journal why ``receipt``'s stored outputs go nowhere (:func:`_destination_of` is None)."""
+    if receipt.destination:
+        reason = f"destination {receipt.destination} is no longer configured: outputs kept in the spool, not sent"
+    else:
+        reason = "no destination configured: outputs kept in the spool"
+    runtime.journal().undeliverable(receipt.id, reason)
 
 
 def _delivered(receipt: Receipt) -> None:
@@ -270,7 +280,7 @@ def deliver(message: dict[str, Any]) -> None:
             receipt_id, "+".join(batch), (built - batch_started) * 1e3, (stored - built) * 1e3, sending,
         )
     if destination is None:
-        journal.undeliverable(receipt_id, "no destination configured: outputs kept in the spool")
+        _kept_unsent(receipt)
         return
     if failure is not None:
         _delivery_failed(receipt, destination, failure)
@@ -285,6 +295,9 @@ def redeliver(receipt_id: str, token: str) -> None:
     if receipt.state != State.SCORED or not receipt.destination:
         return
     destination = _destination_of(receipt)
+    if destination is None:
+        _kept_unsent(receipt)
+        return
     files = runtime.spool().stored_outputs(receipt_id)
     if not files:
         _fail(receipt_id, "redeliver: no stored outputs in the spool")

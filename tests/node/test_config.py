@@ -122,7 +122,7 @@ def test_the_journal_s_destination_resolves_to_the_configured_one_with_its_tls_s
     ca.write_text("x")
     settings = load_settings(destination={"ae_title": "PACS", "host": "pacs", "port": 2762, "tls": True, "tls_ca": ca})
     assert settings.configured_destination("PACS@pacs:2762").tls_ca == ca
-    assert not settings.configured_destination("OLD@pacs:104").tls  # no longer configured: plain TCP
+    assert settings.configured_destination("OLD@pacs:104") is None  # no longer configured: not sent
 
 
 def test_the_hardened_example_configuration_is_valid(tmp_path):

@@ -82,9 +82,12 @@ class Node:
     def journal(self) -> Journal:
         return self.spool.journal
 
-    def receive(self, destination: Destination | None) -> tuple[str, str]:
-        """Spool and journal the instance as the intake leaves it once queued for scoring; returns
-        the receipt id and its chain's token."""
+    def receive(self, destination: Destination | None, configured: bool = True) -> tuple[str, str]:
+        """Spool and journal the instance as the intake leaves it once queued for scoring, for
+        ``destination`` (``configured``: as the tasks' settings' default destination); returns the
+        receipt id and its chain's token."""
+        if destination is not None and configured:
+            app.conf[SETTINGS_KEY] = self.settings.model_copy(update={"destination": destination})
         receipt_id = self.spool.store(self.instance.read_bytes(), "MODALITY", NODE_AE, CR_STORAGE, "1.2.3", None)
         self.journal.triaged(receipt_id, "1.2.3.4", "CR", str(destination) if destination else None)
         token = self.journal.issue_token(receipt_id)
@@ -252,6 +255,21 @@ def test_without_a_destination_the_outputs_are_kept_and_nothing_is_sent(node: No
     assert len(node.stored_outputs(receipt_id)) == len(receipt.outputs) == 1
     redeliver.run(receipt_id, token)  # a delivery queued anyway has nowhere to go
     assert node.receipt(receipt_id) == receipt
+    assert take_queued() == []
+
+
+def test_a_destination_no_longer_configured_gets_nothing_and_the_reason_says_so(node: Node):
+    """The receipt's destination was removed from the configuration (its allow entry, or the
+    default) after it was received: its results are kept and never sent there, neither by
+    ``deliver`` nor by a ``redeliver`` (``dicom-node retry``)."""
+    with storage_scp() as (destination, received):
+        receipt_id, token = node.receive(destination, configured=False)
+        deliver.run(node.scored(receipt_id, token))
+        redeliver.run(receipt_id, token)
+    receipt = node.receipt(receipt_id)
+    assert (receipt.state, receipt.attempts) == (State.SCORED, 0)
+    assert receipt.reason == f"destination {destination} is no longer configured: outputs kept in the spool, not sent"
+    assert received == [] and len(node.stored_outputs(receipt_id)) == len(receipt.outputs) == 1
     assert take_queued() == []
 
 
