@@ -124,6 +124,10 @@ def worker(
     ] = None,
     config: ConfigOption = None,
     spool: SpoolOption = None,
+    destination: Annotated[
+        str | None,
+        typer.Option(help="node queue: where results may go, AET@HOST:PORT, as the node's (or the node's --config)"),
+    ] = None,
     weights: WeightsOption = None,
     untrained: UntrainedOption = None,
     broker_url: BrokerOption = None,
@@ -164,8 +168,8 @@ def worker(
     counts = {"node_concurrency": concurrency} if names == (NODE_QUEUE,) else {"inference_processes": concurrency}
     settings = settings_for_queues(
         settings_or_exit(
-            config, spool=spool, weights=weights, untrained=untrained, broker_url=broker_url,
-            **counts, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
+            config, spool=spool, destination=destination, weights=weights, untrained=untrained,
+            broker_url=broker_url, **counts, device=device, batch_size=batch_size, batch_wait_ms=batch_wait_ms,
             scoring_threads=scoring_threads,
             precision=precision, channels_last=channels_last, compile_network=compile_network,
             cuda_graphs=cuda_graphs,

@@ -11,7 +11,7 @@ from types import FrameType
 
 from dicom_node.config import NodeSettings
 from worker import runtime
-from worker.app import INFERENCE_QUEUE, app
+from worker.app import INFERENCE_QUEUE, NODE_QUEUE, app
 from worker.tasks import take_batches
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ def run_worker(settings: NodeSettings, queues: tuple[str, ...]) -> int:
     consumer's own thread ("solo"), so that it holds no node task back. A node-queue-only
     worker runs ``node_concurrency`` processes (one per CPU core by default): decoding and
     building outputs scale with cores, one interpreter each."""
+    if NODE_QUEUE in queues and not settings.configured_destinations():
+        log.warning(
+            "no destination configured (give the node's --config, or --destination): every result is built and "
+            "kept in the spool, sent nowhere"
+        )
     scoring = INFERENCE_QUEUE in queues
     predictor = runtime.warm_up_predictor() if scoring else None
     batch = predictor.options.batch_size if predictor else 1

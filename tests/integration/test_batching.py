@@ -36,13 +36,15 @@ def test_queued_images_are_scored_in_one_forward_pass_each_to_its_receipt(tmp_pa
     common = ["--spool", str(spool), "--broker-url", broker_url, "--untrained"]
     workers = tmp_path / "workers"
     with storescp_server(tmp_path / "received", "RESULTS") as destination_port:
+        destination = f"RESULTS@{LOOPBACK}:{destination_port}"  # the node routes to it, its node worker sends there
         node_arguments = [
             "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--no-worker",
-            "--destination", f"RESULTS@{LOOPBACK}:{destination_port}", *common,
+            "--destination", destination, *common,
         ]
         with (
             node_process(tmp_path / "node", node_arguments),
-            node_process(workers, ["--queues", "node", "--concurrency", "1", *common], "worker", log_name="node"),
+            node_process(workers, ["--queues", "node", "--concurrency", "1", "--destination", destination, *common],
+                         "worker", log_name="node"),
         ):
             wait_until(lambda: listening(node_port), 60, "the node to listen")
             for path in files:

@@ -37,7 +37,7 @@ def test_a_shared_broker_that_restarts_empty_loses_no_image(tmp_path, fuji_cr, n
             wait_until(lambda: [r["state"] for r in node_status(spool)] == ["queued"] * IMAGES, 60, "queued")
             first_broker.close()  # the queued tasks end with it: it keeps nothing on disk
             brokers.enter_context(redis_server(tmp_path / "redis-second", redis_port))
-            worker_arguments = ["--queues", "node,inference", *common]
+            worker_arguments = ["--queues", "node,inference", "--destination", str(destination), *common]
             with node_process(tmp_path / "workers", worker_arguments, "worker", {"DICOM_NODE_OUTPUTS": "sr"}):
                 wait_until(
                     lambda: [r["state"] for r in node_status(spool)] == ["delivered"] * IMAGES, 120,

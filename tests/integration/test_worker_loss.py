@@ -32,12 +32,12 @@ def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, no
     # a delivery retry waits unacknowledged in the worker: its backoff must stay below the timeout
     environment = {"DICOM_NODE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S), "DICOM_NODE_DELIVERY_MAX_BACKOFF": "4"}
     common = ["--spool", str(spool), "--broker-url", broker_url, "--untrained"]
-    worker_arguments = ["--queues", "node,inference", *common]
     workers = tmp_path / "workers"
     with storescp_server(tmp_path / "received", "RESULTS") as destination_port:
+        destination = ["--destination", f"RESULTS@{LOOPBACK}:{destination_port}"]  # the node's and its workers'
+        worker_arguments = ["--queues", "node,inference", *destination, *common]
         node_arguments = [
-            "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--no-worker",
-            "--destination", f"RESULTS@{LOOPBACK}:{destination_port}", *common,
+            "--ae-title", NODE_AET, "--host", LOOPBACK, "--port", str(node_port), "--no-worker", *destination, *common,
         ]
         with node_process(tmp_path / "node", node_arguments, env=environment):
             wait_until(lambda: listening(node_port), 60, "the node to listen")
