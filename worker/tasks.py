@@ -24,6 +24,7 @@ from inference.preprocessing import PreparedImage, prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
 from worker.batching import FillWhileScoring
+from worker.broker_writes import until_queued
 from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.model_inputs import model_input_key
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
@@ -76,7 +77,8 @@ def prepare(receipt_id: str, token: str) -> None:
         prepared = prepare_dataset(pydicom.dcmread(runtime.spool().instance_path(receipt)))
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
-    queue_for_scoring(receipt_id, token, prepared, time.perf_counter() - started)
+    compute_s = time.perf_counter() - started
+    until_queued(f"prepare: receipt {receipt_id}", lambda: queue_for_scoring(receipt_id, token, prepared, compute_s))
 
 
 def queue_for_scoring(receipt_id: str, token: str, prepared: PreparedImage, compute_s: float) -> None:
@@ -140,7 +142,8 @@ def _with_model_inputs(incoming: list[Prepared], keys: list[str]) -> list[tuple[
                 "infer: the model input of receipt %s is no longer in the broker: preparing it again",
                 message.receipt_id,
             )
-            enqueue(message.receipt_id, message.token)
+            until_queued(f"infer: receipt {message.receipt_id} to prepare again",
+                         lambda message=message: enqueue(message.receipt_id, message.token))
         else:
             found.append((message, codes))
     return found
@@ -158,7 +161,8 @@ def infer(requests: list[SimpleRequest]) -> None:
     log.info("infer: a batch of %d (receipts %s)", len(incoming), ", ".join(m.receipt_id for m in incoming))
     keys = [model_input_key(message.receipt_id, message.token) for message in incoming]
     batch = _with_model_inputs(incoming, keys)
-    _queue_for_delivery(_score(batch) if batch else [])
+    outcomes = _score(batch) if batch else []
+    until_queued(f"infer: the outcomes of {len(outcomes)} receipts", lambda: _queue_for_delivery(outcomes))
     runtime.model_inputs().discard(keys)
 
 
@@ -202,7 +206,10 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     log.info("receipt %s: %s", receipt.id, reason)
     # the next attempt gets a token of its own: should Redis hand out this task again (its worker
     # died before acknowledging it), that copy is superseded instead of starting a second chain
-    enqueue_redelivery(receipt.id, runtime.journal().issue_token(receipt.id), countdown=delay)
+    token = runtime.journal().issue_token(receipt.id)
+    until_queued(
+        f"deliver: receipt {receipt.id}'s next attempt", lambda: enqueue_redelivery(receipt.id, token, countdown=delay)
+    )
 
 
 def _destination_of(receipt: Receipt) -> Destination | None:
