@@ -5,7 +5,9 @@
 #   .device/whl/   wheels of every installed package the GPU image lacks, for CPython 3.12
 #   .device/bin/   redis-server, a wrapper around .device/lib/redis-server.real and its libraries
 #   .device/data/  the Fuji chest CR the benchmarks prepare (from ../shared/data)
-# Usage, from the repository root: bash bench/gpu_kit.sh   (needs .venv, pip's registry, redis-server)
+#   .device/dicom-servers.tar.xz  Orthanc, storescp and storescu with their libraries (roundtrip)
+# Usage, from the repository root: bash bench/gpu_kit.sh   (needs .venv, pip's registry, redis-server,
+# Orthanc and dcmtk)
 set -euo pipefail
 KIT=.device
 # Installed here and not in the GPU machines' image (the device tool's KINDS.md lists that image).
@@ -34,4 +36,18 @@ LD_LIBRARY_PATH="$here" exec "$here/redis-server.real" "$@"
 WRAPPER
 chmod +x "$KIT/bin/redis-server"
 cp "${DICOM_NODE_SHARED_DATA:-../shared/data}/dicom/cr_mono1_explicit_fuji_small.dcm" "$KIT/data/dicom/"
+# bench/roundtrip.py's servers for bench/gpu_roundtrip.sh: Orthanc and dcmtk's storescp/storescu
+# with their libraries and DCMTK's data dictionary, packed (about 73 MB unpacked, 21 MB packed:
+# what a run carries is 64 MiB in all)
+servers=$(mktemp -d)
+mkdir -p "$servers/lib" "$servers/share"
+for program in Orthanc storescp storescu; do
+    path=$(command -v "$program")
+    cp "$path" "$servers/lib/$program.real"
+    ldd "$path" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' \
+        | xargs -I{} cp -L {} "$servers/lib/"
+done
+cp /usr/share/libdcmtk*/dicom.dic "$servers/share/"
+tar cJf "$KIT/dicom-servers.tar.xz" -C "$servers" lib share
+rm -rf "$servers"
 du -sh "$KIT"

@@ -7,20 +7,8 @@
 # Usage there, from the repository root: bash bench/gpu_session.sh
 # BUDGET_S (default 540) bounds the whole run; the network sweep gets what the others leave.
 set -u
-OUT="${OUT:-$PWD/out}"; mkdir -p "$OUT"
-PY="${PY:-python3}"; T0=$(date +%s)
+. bench/gpu_env.sh
 left() { echo $(( ${BUDGET_S:-540} - ($(date +%s) - T0) )); }
-"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl \
-    || exit 3
-export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1 PATH="$PWD/.device/bin:$PATH"
-export DICOM_NODE_SHARED_DATA="$PWD/.device/data"
-# the benchmarks start workers with the dicom-node command beside the interpreter (tests.servers)
-BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))')
-if [ ! -e "$BIN/dicom-node" ]; then
-    printf '#!/bin/sh\nexec "%s" -c "import sys; sys.argv[0] = \\"dicom-node\\"; from worker.cli import app; app()" "$@"\n' \
-        "$BIN/$(basename "$PY")" > "$BIN/dicom-node"
-    chmod +x "$BIN/dicom-node"
-fi
 # each step gets at most its own limit and never more than the budget has left
 step() {  # step NAME SECONDS_AT_MOST COMMAND...: runs COMMAND under a timeout, or says it was skipped
     local name=$1 most=$2; shift 2
