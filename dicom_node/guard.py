@@ -12,9 +12,12 @@ association server:
   before its body is read; a read that is not the body the header announced is refused too, so
   the guard and pynetdicom never disagree on where a PDU begins;
 - the fragments of one message (PS3.8 E.2) are counted as they arrive and the connection is cut
-  once its dataset exceeds ``max_dataset_size_mb`` or its command set :data:`COMMAND_SET_LIMIT`.
+  once its dataset exceeds ``max_dataset_size_mb`` or its command set :data:`COMMAND_SET_LIMIT`;
+- a request that arrives while :data:`OPERATIONS_WINDOW` requests are not yet answered cuts the
+  connection: no asynchronous operations window is negotiated (PS3.7 D.3.3.3), and pynetdicom
+  would queue every pipelined request, dataset and all, without bound.
 
-pynetdicom 3.0 offers no public hook for the last two: :class:`GuardedRequestHandler` overrides
+pynetdicom 3.0 offers no public hook for the last three: :class:`GuardedRequestHandler` overrides
 its ``RequestHandler._create_association`` to give each association a :class:`GuardedSocket`.
 """
 
@@ -25,6 +28,7 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -40,6 +44,8 @@ PDU_TYPES = frozenset(range(0x01, 0x08))  # A-ASSOCIATE-RQ .. A-ABORT (PS3.8 9.3
 ASSOCIATION_PDU_LIMIT = 1_048_576  # A-ASSOCIATE-RQ with every context a sender could propose fits
 COMMAND_SET_LIMIT = 65_536  # a DIMSE command set (PS3.7 E.1) is a few hundred bytes
 PDV_HEADER = struct.Struct(">LBB")  # item length, presentation context ID, message control header
+COMMAND, LAST = 0x01, 0x02  # message control header bits (PS3.8 E.2)
+OPERATIONS_WINDOW = 1  # requests outstanding at once: no asynchronous operations window is negotiated
 WATCH_INTERVAL_S = 0.25
 
 
@@ -89,6 +95,7 @@ class GuardedSocket(AssociationSocket):
         guarded.address, guarded.limits = address, limits
         guarded.pdu_started = guarded._pdu_type = None
         guarded._body_length = guarded._command_bytes = guarded._dataset_bytes = 0
+        guarded._requests = guarded._answers = 0  # command sets received / sent whole (PS3.7 9.1, 9.3)
         return guarded
 
     def _refuse(self, what: str) -> LimitExceeded:
@@ -121,26 +128,54 @@ class GuardedSocket(AssociationSocket):
         if length > limit:
             raise self._refuse(f"PDU of {length:,} bytes, above the limit of {limit:,}")
 
+    def send(self, bytestream: bytes) -> None:
+        """Send, counting the answers among the command sets sent (an SCP sends no requests)."""
+        offset = 0
+        while offset + PDU_HEADER.size <= len(bytestream):
+            pdu_type, _, length = PDU_HEADER.unpack_from(bytestream, offset)
+            body = bytestream[offset + PDU_HEADER.size:offset + PDU_HEADER.size + length]
+            if pdu_type == P_DATA_TF:
+                self._answers += sum(1 for _, control in _fragments(body) if control & COMMAND and control & LAST)
+            offset += PDU_HEADER.size + length
+        super().send(bytestream)
+
     def _count_fragments(self, body: bytearray) -> None:
         """Add this P-DATA-TF's fragments to its message's command set (control header bit 0 set)
-        or dataset (bit 0 clear); the last fragment of either (bit 1 set) ends it."""
-        offset = 0
-        while offset + PDV_HEADER.size <= len(body):
-            item_length, _, control = PDV_HEADER.unpack_from(body, offset)
-            if control & 0x01:
-                self._command_bytes += item_length - 2
+        or dataset (bit 0 clear); the last fragment of either (bit 1 set) ends it. A command set
+        ended is a request, refused while :data:`OPERATIONS_WINDOW` are outstanding."""
+        for size, control in _fragments(body):
+            if control & COMMAND:
+                self._command_bytes += size
                 if self._command_bytes > COMMAND_SET_LIMIT:
                     raise self._refuse(f"command set above {COMMAND_SET_LIMIT:,} bytes")
-                if control & 0x02:
+                if control & LAST:
                     self._command_bytes = 0
+                    self._count_request()
             else:
-                self._dataset_bytes += item_length - 2
+                self._dataset_bytes += size
                 if self._dataset_bytes > self.limits.max_dataset_bytes:
                     limit = self.limits.max_dataset_bytes // 2**20
                     raise self._refuse(f"dataset above max_dataset_size_mb ({limit} MB)")
-                if control & 0x02:
+                if control & LAST:
                     self._dataset_bytes = 0
-            offset += 4 + item_length
+
+    def _count_request(self) -> None:
+        outstanding = self._requests - self._answers
+        if outstanding >= OPERATIONS_WINDOW:
+            raise self._refuse(
+                f"a request while {outstanding} is outstanding (one operation at a time: no asynchronous "
+                "operations window is negotiated, PS3.7 D.3.3.3)"
+            )
+        self._requests += 1
+
+
+def _fragments(body: bytes | bytearray) -> Iterator[tuple[int, int]]:
+    """(fragment bytes, message control header) of each PDV item of a P-DATA-TF body (PS3.8 9.3.5.1)."""
+    offset = 0
+    while offset + PDV_HEADER.size <= len(body):
+        item_length, _, control = PDV_HEADER.unpack_from(body, offset)
+        yield item_length - 2, control
+        offset += 4 + item_length
 
 
 @dataclass

@@ -8,10 +8,15 @@ import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BytesIO
 
 import pydicom
 import pytest
+from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, _config
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage
 
 from dicom_node.config import NodeSettings, load_settings
@@ -231,3 +236,44 @@ def test_an_open_node_says_so_loudly_at_start(tmp_path, caplog):
     with running_scp(tmp_path / "known"):
         pass
     assert "NO ALLOW-LIST" not in caplog.text
+
+
+def store_request_items(dataset: pydicom.Dataset, context_id: int, message_id: int) -> list[bytes]:
+    """The PDV items (PS3.8 9.3.5.1: length, context ID, control header, fragment) of a C-STORE
+    request for ``dataset`` in implicit VR little endian, its command set and data set each one
+    last fragment."""
+    request = C_STORE()
+    request.MessageID, request.Priority = message_id, 2
+    request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = dataset.SOPClassUID, dataset.SOPInstanceUID
+    request.DataSet = BytesIO(encode(dataset, True, True))
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    items = []
+    for p_data in message.encode_msg(context_id, 2**24):
+        for pdv_context, value in p_data.presentation_data_value_list:
+            items.append(struct.pack(">LB", len(value) + 1, pdv_context) + value)
+    return items
+
+
+def test_a_sender_that_sends_a_request_before_the_last_is_answered_is_cut(tmp_path, caplog):
+    """The node performs one operation at a time (no asynchronous operations window is negotiated:
+    PS3.7 D.3.3.3, one outstanding request): a sender that sends the next C-STORE request before
+    the last one is answered would have pynetdicom queue every dataset it pipelines, without
+    bound, so it is cut. Here the second request arrives in the same PDU as the first (PS3.8 9.3.5),
+    so that it is there before the first could be answered; requests sent one after the other's
+    answer, twice first, are served."""
+    caplog.set_level(logging.WARNING, logger="dicom_node.guard")
+    dataset = pydicom.dcmread(require_path(FUJI_CR))
+    with running_scp(tmp_path) as (settings, _, stored):
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(dataset.SOPClassUID, ImplicitVRLittleEndian)
+        association = ae.associate(LOOPBACK, settings.port, ae_title=NODE_AE, bind_address=(KNOWN, 0))
+        assert association.is_established
+        for _ in range(2):
+            assert association.send_c_store(dataset).Status == 0x0000
+        context_id = association.accepted_contexts[0].context_id
+        body = b"".join(item for message_id in (3, 4) for item in store_request_items(dataset, context_id, message_id))
+        association.dul.socket.send(struct.pack(">BBL", P_DATA_TF, 0, len(body)) + body)
+        wait_until(lambda: association.is_aborted, 30, "the node to cut the association")
+        assert len(stored) == 2
+    assert "a request while 1 is outstanding" in caplog.text
