@@ -24,7 +24,7 @@ from inference.preprocessing import PreparedImage, prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
 from worker.batching import FillWhileScoring
-from worker.broker_writes import until_queued
+from worker.broker_calls import until_the_broker_answers
 from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.model_inputs import model_input_key
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
@@ -78,7 +78,9 @@ def prepare(receipt_id: str, token: str) -> None:
     except Exception as error:
         _fail(receipt_id, failure_reason("prepare", error))
     compute_s = time.perf_counter() - started
-    until_queued(f"prepare: receipt {receipt_id}", lambda: queue_for_scoring(receipt_id, token, prepared, compute_s))
+    until_the_broker_answers(
+        f"prepare: receipt {receipt_id}", lambda: queue_for_scoring(receipt_id, token, prepared, compute_s)
+    )
 
 
 def queue_for_scoring(receipt_id: str, token: str, prepared: PreparedImage, compute_s: float) -> None:
@@ -136,14 +138,17 @@ def _with_model_inputs(incoming: list[Prepared], keys: list[str]) -> list[tuple[
     broker's Redis in one round trip; a receipt whose model input is gone (expired, evicted, or
     queued by an older node) is queued to be prepared again, under the same chain token."""
     found = []
-    for message, codes in zip(incoming, runtime.model_inputs().take(keys), strict=True):
+    values = until_the_broker_answers(
+        f"infer: the model inputs of {len(keys)} receipts", lambda: runtime.model_inputs().take(keys)
+    )
+    for message, codes in zip(incoming, values, strict=True):
         if codes is None:
             log.warning(
                 "infer: the model input of receipt %s is no longer in the broker: preparing it again",
                 message.receipt_id,
             )
-            until_queued(f"infer: receipt {message.receipt_id} to prepare again",
-                         lambda message=message: enqueue(message.receipt_id, message.token))
+            until_the_broker_answers(f"infer: receipt {message.receipt_id} to prepare again",
+                                     lambda message=message: enqueue(message.receipt_id, message.token))
         else:
             found.append((message, codes))
     return found
@@ -162,7 +167,7 @@ def infer(requests: list[SimpleRequest]) -> None:
     keys = [model_input_key(message.receipt_id, message.token) for message in incoming]
     batch = _with_model_inputs(incoming, keys)
     outcomes = _score(batch) if batch else []
-    until_queued(f"infer: the outcomes of {len(outcomes)} receipts", lambda: _queue_for_delivery(outcomes))
+    until_the_broker_answers(f"infer: the outcomes of {len(outcomes)} receipts", lambda: _queue_for_delivery(outcomes))
     runtime.model_inputs().discard(keys)
 
 
@@ -207,7 +212,7 @@ def _delivery_failed(receipt: Receipt, destination: Destination, error: Exceptio
     # the next attempt gets a token of its own: should Redis hand out this task again (its worker
     # died before acknowledging it), that copy is superseded instead of starting a second chain
     token = runtime.journal().issue_token(receipt.id)
-    until_queued(
+    until_the_broker_answers(
         f"deliver: receipt {receipt.id}'s next attempt", lambda: enqueue_redelivery(receipt.id, token, countdown=delay)
     )
 

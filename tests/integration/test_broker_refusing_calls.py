@@ -46,4 +46,4 @@ def test_an_image_whose_model_input_the_broker_refuses_is_delivered_once_it_acce
     admin.close()
     assert len(received) == 1
     log = (workers / "worker.log").read_text(errors="replace")
-    assert "could not be queued" in log and "trying again" in log
+    assert "prepare: receipt" in log and "the broker refused" in log and "trying again" in log
