@@ -6,7 +6,7 @@ import logging
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from io import BytesIO
 
@@ -38,14 +38,22 @@ def restore_storage_negotiation(monkeypatch):
 
 
 @contextmanager
-def running_scp(tmp_path, **overrides) -> Iterator[tuple[NodeSettings, Journal, list[str]]]:
+def running_scp(
+    tmp_path, on_stored: Callable[[str], None] = lambda _: None, **overrides
+) -> Iterator[tuple[NodeSettings, Journal, list[str]]]:
     """Our SCP on a free loopback port admitting SENDER from 127.0.0.1 (unless ``allow`` says
-    otherwise): (settings, journal, receipt ids stored)."""
+    otherwise): (settings, journal, receipt ids stored); ``on_stored`` runs for each instance
+    stored, before its C-STORE is answered."""
     overrides.setdefault("allow", [f"SENDER@{KNOWN}"])
     settings = load_settings(ae_title=NODE_AE, host=LOOPBACK, port=free_port(), spool=tmp_path, **overrides)
     journal = Journal(settings.journal_path)
     stored: list[str] = []
-    server = start_scp(settings, Spool(settings.spool, journal), stored.append)
+
+    def store(receipt_id: str) -> None:
+        stored.append(receipt_id)
+        on_stored(receipt_id)
+
+    server = start_scp(settings, Spool(settings.spool, journal), store)
     try:
         yield settings, journal, stored
     finally:
@@ -257,14 +265,21 @@ def store_request_items(dataset: pydicom.Dataset, context_id: int, message_id: i
 
 def test_a_sender_that_sends_a_request_before_the_last_is_answered_is_cut(tmp_path, caplog):
     """The node performs one operation at a time (no asynchronous operations window is negotiated:
-    PS3.7 D.3.3.3, one outstanding request): a sender that sends the next C-STORE request before
-    the last one is answered would have pynetdicom queue every dataset it pipelines, without
-    bound, so it is cut. Here the second request arrives in the same PDU as the first (PS3.8 9.3.5),
-    so that it is there before the first could be answered; requests sent one after the other's
-    answer, twice first, are served."""
+    PS3.7 D.3.3.3, one outstanding request): a sender that sends the next C-STORE request while the
+    last one is being stored would have pynetdicom queue every request it pipelines, dataset and
+    all, without bound, so it is cut. Here the first request's answer is held (its instance stored,
+    the answer not yet sent) until the second request has arrived; two requests each sent after
+    the last one's answer are served first."""
     caplog.set_level(logging.WARNING, logger="dicom_node.guard")
     dataset = pydicom.dcmread(require_path(FUJI_CR))
-    with running_scp(tmp_path) as (settings, _, stored):
+    storing, second_sent = threading.Event(), threading.Event()
+
+    def hold_the_third(receipt_id: str) -> None:
+        if len(stored) == 3:
+            storing.set()
+            second_sent.wait(30)
+
+    with running_scp(tmp_path, hold_the_third) as (settings, _, stored):
         ae = AE(ae_title="SENDER")
         ae.add_requested_context(dataset.SOPClassUID, ImplicitVRLittleEndian)
         association = ae.associate(LOOPBACK, settings.port, ae_title=NODE_AE, bind_address=(KNOWN, 0))
@@ -272,8 +287,12 @@ def test_a_sender_that_sends_a_request_before_the_last_is_answered_is_cut(tmp_pa
         for _ in range(2):
             assert association.send_c_store(dataset).Status == 0x0000
         context_id = association.accepted_contexts[0].context_id
-        body = b"".join(item for message_id in (3, 4) for item in store_request_items(dataset, context_id, message_id))
-        association.dul.socket.send(struct.pack(">BBL", P_DATA_TF, 0, len(body)) + body)
+        for message_id in (3, 4):
+            body = b"".join(store_request_items(dataset, context_id, message_id))
+            association.dul.socket.send(struct.pack(">BBL", P_DATA_TF, 0, len(body)) + body)
+            if message_id == 3:
+                assert storing.wait(30), "the node to store the first pipelined request"
+        second_sent.set()
         wait_until(lambda: association.is_aborted, 30, "the node to cut the association")
-        assert len(stored) == 2
+        assert len(stored) == 3
     assert "a request while 1 is outstanding" in caplog.text
