@@ -231,20 +231,17 @@ def read_log(log: Path) -> str:
     return log.read_text(errors="replace") if log.exists() else ""
 
 
-def wait_for(
-    done: Callable[[], bool], workers: list[subprocess.Popen], logs: list[Path], what: str, timeout: float
-) -> float:
-    """Poll ``done`` until it holds; returns perf_counter() then. Fails if a worker exits or
-    ``timeout`` seconds pass first."""
+def wait_for(done: Callable[[], bool], worker: subprocess.Popen, log: Path, what: str, timeout: float) -> float:
+    """Poll ``done`` until it holds; returns perf_counter() then. Fails if the worker command exits
+    or ``timeout`` seconds pass first."""
     deadline = time.perf_counter() + timeout
     while True:
         if done():
             return time.perf_counter()
-        for worker, log in zip(workers, logs, strict=True):
-            if worker.poll() is not None:
-                raise RuntimeError(f"a worker exited with status {worker.returncode}; its log ends:\n{log_tail(log)}")
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with status {worker.returncode}; its log ends:\n{log_tail(log)}")
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"not {what} after {timeout:.0f} s; a worker's log ends:\n{log_tail(logs[0])}")
+            raise TimeoutError(f"not {what} after {timeout:.0f} s; the worker's log ends:\n{log_tail(log)}")
         time.sleep(POLL_S)
 
 
@@ -258,33 +255,32 @@ def broker_fed(setup: Setup, image: PreparedImage, work: Path, broker_url: str) 
         queued, held = queue_keys(INFERENCE_QUEUE), queue_keys("bench-held")
         move_lists(client, queued, held)
         work.mkdir(parents=True, exist_ok=True)
-        logs = [work / "worker.log"]
+        log = work / "worker.log"
         started = time.perf_counter()
-        workers = [spawn(worker_command(setup, broker_url, work / "spool"), logs[0])]
+        worker = spawn(worker_command(setup, broker_url, work / "spool"), log)
         try:
-            wait_for(lambda: len(set(READY_LOGGED.findall(read_log(logs[0])))) == setup.workers, workers, logs,
+            wait_for(lambda: len(set(READY_LOGGED.findall(read_log(log)))) == setup.workers, worker, log,
                      "every worker process consuming", START_S)
             move_lists(client, held, queued)
-            wait_for(lambda: count_reports(client, keys) >= 1, workers, logs, "a first report", START_S)
+            wait_for(lambda: count_reports(client, keys) >= 1, worker, log, "a first report", START_S)
             window = time.perf_counter()
             counted_from = count_reports(client, keys)
             if counted_from >= setup.images:
                 raise RuntimeError(f"every image was scored before all {setup.workers} workers consumed: queue more "
                                    "(--images)")
             batches = -(-setup.images // setup.batch)
-            last = wait_for(lambda: count_reports(client, keys) >= setup.images, workers, logs,
+            last = wait_for(lambda: count_reports(client, keys) >= setup.images, worker, log,
                             f"{setup.images} reports", SECONDS_PER_BATCH * batches)
         finally:
-            for worker in workers:
-                stop(worker)
+            stop(worker)
     finally:
         client.flushall()
         client.close()
-    texts = [read_log(log) for log in logs]
-    batches_logged = [int(size) for text in texts for size in BATCH_LOGGED.findall(text)]
-    scored = sum(len(SCORED_LOGGED.findall(text)) for text in texts)
+    text = read_log(log)
+    batches_logged = [int(size) for size in BATCH_LOGGED.findall(text)]
+    scored = len(SCORED_LOGGED.findall(text))
     # each process's first batch left out (the processes' lines are interleaved: the first W)
-    phases = [(int(d), int(n), int(e)) for text in texts for d, n, e in PHASES_LOGGED.findall(text)[setup.workers:]]
+    phases = [(int(d), int(n), int(e)) for d, n, e in PHASES_LOGGED.findall(text)[setup.workers:]]
     return Fed(setup.images, window - started, counted_from, last - window, batches_logged, scored, message_bytes,
                phases)
 

@@ -25,10 +25,16 @@ platforms=()
 for n in 17 24 27 28 31 34 35; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
 .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux2014_x86_64 "${platforms[@]}" -d "$KIT/whl" "${pins[@]}"
-server=$(command -v redis-server)
-cp "$server" "$KIT/lib/redis-server.real"
-ldd "$server" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' \
-    | xargs -I{} cp -L {} "$KIT/lib/"
+# copy_program NAME DIR: the program NAME as DIR/NAME.real, with every library it links beside it
+# but the C and C++ runtimes (the GPU machine's own are newer)
+copy_program() {
+    local path
+    path=$(command -v "$1")
+    cp "$path" "$2/$1.real"
+    ldd "$path" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' \
+        | xargs -I{} cp -L {} "$2/"
+}
+copy_program redis-server "$KIT/lib"
 cat > "$KIT/bin/redis-server" <<'WRAPPER'
 #!/bin/sh
 here=$(dirname "$(readlink -f "$0")")/../lib
@@ -42,10 +48,7 @@ cp "${DICOM_NODE_SHARED_DATA:-../shared/data}/dicom/cr_mono1_explicit_fuji_small
 servers=$(mktemp -d)
 mkdir -p "$servers/lib" "$servers/share"
 for program in Orthanc storescp storescu; do
-    path=$(command -v "$program")
-    cp "$path" "$servers/lib/$program.real"
-    ldd "$path" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' \
-        | xargs -I{} cp -L {} "$servers/lib/"
+    copy_program "$program" "$servers/lib"
 done
 cp /usr/share/libdcmtk*/dicom.dic "$servers/share/"
 tar cJf "$KIT/dicom-servers.tar.xz" -C "$servers" lib share

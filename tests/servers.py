@@ -36,6 +36,11 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def log_mentions(path: Path, text: str) -> bool:
+    """Whether the log at ``path`` exists and contains ``text``."""
+    return path.exists() and text in path.read_text(errors="replace")
+
+
 def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
     """SIGTERM the process group, then SIGKILL if it does not exit."""
     if process.poll() is not None:

@@ -24,7 +24,7 @@ from inference.preprocessing import PreparedImage, prepare_dataset
 from worker import runtime
 from worker.app import PREPARING_PRIORITY, RESULTS_PRIORITY, SCORING_PRIORITY, app
 from worker.batching import FillWhileScoring
-from worker.broker_calls import is_transient, until_the_broker_answers
+from worker.broker_calls import TRANSIENT, until_the_broker_answers
 from worker.messages import InferenceFailed, Prepared, Scored, inference_outcome
 from worker.model_inputs import model_input_key
 from worker.serialization import decode_prepared, decode_result, encode_prepared, encode_result
@@ -170,9 +170,7 @@ def infer(requests: list[SimpleRequest]) -> None:
     until_the_broker_answers(f"infer: the outcomes of {len(outcomes)} receipts", lambda: _queue_for_delivery(outcomes))
     try:
         runtime.model_inputs().discard(keys)
-    except Exception as error:  # the outcomes are queued: the inputs only wait for their expiry
-        if not is_transient(error):
-            raise
+    except TRANSIENT as error:  # the outcomes are queued: the inputs only wait for their expiry
         log.warning("infer: the model inputs of %d receipts stay in the broker until they expire (%s: %s)",
                     len(keys), type(error).__name__, error)
 

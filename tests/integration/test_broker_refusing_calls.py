@@ -6,14 +6,19 @@ broker takes writes again. Here the workers' Redis user loses access to the mode
 
 import redis
 
-from tests.servers import LOOPBACK, c_store, listening, node_process, node_status, storage_scp, wait_until
+from tests.servers import (
+    LOOPBACK,
+    c_store,
+    listening,
+    log_mentions,
+    node_process,
+    node_status,
+    storage_scp,
+    wait_until,
+)
 
 NODE_AET = "TEST_NODE"
 REFUSED = "no permissions to access one of the keys"  # Redis's NOPERM error, as the worker logs it
-
-
-def _worker_log_mentions(path, text: str) -> bool:
-    return path.exists() and text in path.read_text(errors="replace")
 
 
 def test_an_image_whose_model_input_the_broker_refuses_is_delivered_once_it_accepts(
@@ -37,7 +42,7 @@ def test_an_image_whose_model_input_the_broker_refuses_is_delivered_once_it_acce
             admin.execute_command("ACL", "SETUSER", "default", "resetkeys", "~[^d]*", "~dicom-node-*")
             try:
                 assert c_store(fuji_cr, node_port, NODE_AET) == 0x0000
-                wait_until(lambda: _worker_log_mentions(workers / "worker.log", REFUSED), 120,
+                wait_until(lambda: log_mentions(workers / "worker.log", REFUSED), 120,
                            "prepare to meet the refusal", interval=0.2)
             finally:
                 admin.execute_command("ACL", "SETUSER", "default", "allkeys")

@@ -12,6 +12,7 @@ from tests.conftest import require_tool
 from tests.servers import (
     LOOPBACK,
     listening,
+    log_mentions,
     node_process,
     node_status,
     storescp_server,
@@ -20,10 +21,6 @@ from tests.servers import (
 
 NODE_AET = "TEST_NODE"
 VISIBILITY_TIMEOUT_S = 8  # a dead worker's task is delivered again after this
-
-
-def _log_mentions(path, text: str) -> bool:
-    return path.exists() and text in path.read_text(errors="replace")
 
 
 def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, node_port):
@@ -47,7 +44,7 @@ def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, no
                     check=True, capture_output=True, timeout=60,
                 )
                 # the first worker has taken the inference task: kill it and its pool at once
-                wait_until(lambda: _log_mentions(workers / "first.log", "infer: a batch of"), 120,
+                wait_until(lambda: log_mentions(workers / "first.log", "infer: a batch of"), 120,
                            "the first worker to start inference", interval=0.02)
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait(timeout=10)
@@ -61,4 +58,4 @@ def test_killed_worker_job_is_redelivered_once(tmp_path, fuji_cr, broker_url, no
     assert receipt["state"] == "delivered"
     received = [pydicom.dcmread(p) for p in (tmp_path / "received").rglob("*") if p.is_file()]
     assert sorted(ds.Modality for ds in received) == ["OT", "OT", "SEG", "SR"]
-    assert _log_mentions(workers / "second.log", "infer: receipt")
+    assert log_mentions(workers / "second.log", "infer: receipt")
